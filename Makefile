@@ -1,0 +1,55 @@
+# oci-dblab: two commands on a fresh machine.
+#   make up     set up a venv and run `pulumi up` for the dev stack (local file backend, passphrase secrets)
+#   make test   set up a venv, install and start what the tests need, run ruff and the whole test suite
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+STACK ?= dev
+export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
+export PULUMI_SKIP_UPDATE_CHECK := true
+
+.PHONY: venv pulumi-cli stack up preview destroy test lint plan bench services
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+pulumi-cli:
+	@command -v pulumi >/dev/null 2>&1 || { \
+	  echo "The Pulumi CLI is not installed. Install it, then run 'make up' again:"; \
+	  echo "  curl -fsSL https://get.pulumi.com | sh      (Linux/macOS; or: brew install pulumi/tap/pulumi)"; \
+	  echo "  winget install pulumi                        (Windows)"; \
+	  echo "Docs: https://www.pulumi.com/docs/install/"; exit 1; }
+
+stack: venv pulumi-cli
+	mkdir -p .pulumi-state
+	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK) --secrets-provider passphrase
+
+up: stack
+	pulumi up --stack $(STACK)
+
+preview: stack
+	pulumi preview --stack $(STACK) --diff
+
+destroy: stack
+	pulumi destroy --stack $(STACK)
+
+services:
+	bash .ci/services.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: venv services lint
+	$(VENV)/bin/python -m pytest
+
+plan: venv
+	$(VENV)/bin/python -m labctl plan --stack $(STACK)
+
+bench: venv services
+	$(VENV)/bin/python bench/bench_plan.py

@@ -1,0 +1,70 @@
+"""oci-dblab: the OCI database lab as one Pulumi program. Composition only; the tiers live in components/."""
+
+import pulumi
+
+from components.compute import AppServer, AppServerArgs
+from components.config import load_config
+from components.database import Database, DatabaseArgs
+from components.network import Network, NetworkArgs
+
+cfg = load_config()  # every bad value fails here, before any resource is declared
+
+network = Network(
+    "lab",
+    NetworkArgs(
+        compartment_id=cfg.compartment_id,
+        vcn_cidr=cfg.vcn_cidr,
+        public_subnet_cidr=cfg.public_subnet_cidr,
+        private_subnet_cidr=cfg.private_subnet_cidr,
+        admin_cidr=cfg.admin_cidr,
+        db_ports=(cfg.engine.port, *cfg.engine.extra_ports),
+        name_prefix=cfg.name_prefix,
+        tags=cfg.tags,
+    ),
+)
+
+# AppServer and Database depend on the network only, so OCI builds the VM and the (slow) DB system in parallel.
+app = AppServer(
+    "lab",
+    AppServerArgs(
+        compartment_id=cfg.compartment_id,
+        subnet_id=network.public_subnet_id,
+        shape=cfg.app_shape,
+        ocpus=cfg.app_ocpus,
+        memory_gbs=cfg.app_memory_gbs,
+        image_id=cfg.app_image_id,
+        ssh_public_key=cfg.ssh_public_key,
+        name_prefix=cfg.name_prefix,
+        tags=cfg.tags,
+    ),
+)
+
+db = Database(
+    "lab",
+    DatabaseArgs(
+        engine=cfg.db_engine,
+        compartment_id=cfg.compartment_id,
+        subnet_id=network.private_subnet_id,
+        subnet_domain=network.private_subnet_domain,
+        shape=cfg.db_shape,
+        storage_gbs=cfg.db_storage_gbs,
+        admin_user=cfg.db_admin_user,
+        admin_password=pulumi.Output.secret(cfg.db_password) if cfg.db_password else None,
+        backup_retention_days=cfg.db_backup_retention_days,
+        deletion_protection=cfg.db_deletion_protection,
+        name_prefix=cfg.name_prefix,
+        tags=cfg.tags,
+    ),
+)
+
+ssh_key_hint = cfg.ssh_private_key_path or "~/.ssh/id_ed25519"
+pulumi.export("appPublicIp", app.public_ip)
+pulumi.export("appPrivateIp", app.private_ip)
+pulumi.export("dbPrivateIp", db.private_ip)
+pulumi.export("dbPort", db.port)
+pulumi.export("dbHostname", db.hostname)
+pulumi.export("dbAdminUser", db.admin_user)
+pulumi.export("dbName", cfg.db_name)
+pulumi.export("dbAdminPassword", db.admin_password)
+pulumi.export("sshCommand", app.public_ip.apply(lambda ip: f"ssh -i {ssh_key_hint} {app.ssh_user}@{ip}"))
+pulumi.export("vcnId", network.vcn_id)

@@ -1,0 +1,70 @@
+"""Compute tier: the app VM in the public subnet, reachable by SSH from the admin CIDR only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_oci as oci
+
+from components.cloudinit import APP_DIR, APP_USER, user_data_b64
+from components.lookups import first_availability_domain, newest_image
+
+
+@dataclass(frozen=True)
+class AppServerArgs:
+    compartment_id: str
+    subnet_id: pulumi.Input[str]
+    shape: str
+    ssh_public_key: str
+    name_prefix: str
+    tags: dict[str, str]
+    ocpus: float | None = None
+    memory_gbs: float | None = None
+    image_id: str | None = None
+
+
+class AppServer(pulumi.ComponentResource):
+    """The VM students log in to; cloud-init installs a MySQL client and the app directory for ``.env``."""
+
+    instance_id: pulumi.Output[str]
+    public_ip: pulumi.Output[str]
+    private_ip: pulumi.Output[str]
+    ssh_user: str = APP_USER
+    app_dir: str = APP_DIR
+
+    def __init__(self, name: str, args: AppServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("oci-dblab:compute:AppServer", name, None, opts)
+        image_id = args.image_id or newest_image(args.compartment_id, args.shape, self)
+        shape_config = None
+        if args.shape.endswith(".Flex"):
+            shape_config = oci.core.InstanceShapeConfigArgs(ocpus=args.ocpus, memory_in_gbs=args.memory_gbs)
+
+        instance = oci.core.Instance(
+            f"{name}-vm",
+            compartment_id=args.compartment_id,
+            availability_domain=first_availability_domain(args.compartment_id, self),
+            shape=args.shape,
+            shape_config=shape_config,
+            display_name=f"{args.name_prefix}-app",
+            source_details=oci.core.InstanceSourceDetailsArgs(source_type="image", source_id=image_id),
+            create_vnic_details=oci.core.InstanceCreateVnicDetailsArgs(
+                subnet_id=args.subnet_id,
+                assign_public_ip="true",
+                hostname_label="app",
+                display_name=f"{args.name_prefix}-app-vnic",
+                freeform_tags=args.tags,
+            ),
+            metadata={"ssh_authorized_keys": args.ssh_public_key, "user_data": user_data_b64()},
+            # Only the v2 metadata endpoint (needs a header), which blunts SSRF against instance credentials.
+            instance_options=oci.core.InstanceInstanceOptionsArgs(are_legacy_imds_endpoints_disabled=True),
+            freeform_tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        self.instance_id = instance.id
+        self.public_ip = instance.public_ip
+        self.private_ip = instance.private_ip
+        self.register_outputs(
+            {"instanceId": self.instance_id, "publicIp": self.public_ip, "privateIp": self.private_ip}
+        )

@@ -1,0 +1,653 @@
+"""Parse and validate the stack's configuration once, into a frozen ``LabConfig``.
+
+``parse_config`` is pure (a dict of raw strings in, a ``LabConfig`` or a ``ConfigError`` out) so the whole
+bad-input table is tested without Pulumi. ``load_config`` reads the same values from the Pulumi runtime.
+
+Every problem is collected and reported together, before any resource is declared. Each names the key, what is
+wrong with the value and an example of a good one. Secret values are never echoed back.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+from components import netplan
+from components.engines import ENGINES, PLANNED_ENGINES, EngineSpec
+
+PROJECT = "oci-dblab"
+
+# --- the schema: every key, its default, and how to set a good value --------------------------------------
+DEFAULTS: dict[str, str | None] = {
+    "compartmentId": None,
+    "sshPublicKey": None,
+    "adminCidr": None,
+    "vcnCidr": "10.0.0.0/16",
+    "publicSubnetCidr": None,
+    "privateSubnetCidr": None,
+    "appShape": "VM.Standard.E2.1.Micro",
+    "appOcpus": None,
+    "appMemoryGbs": None,
+    "appImageId": None,
+    "dbEngine": "mysql",
+    "dbShape": None,  # the engine's default
+    "dbStorageGbs": "50",
+    "dbAdminUser": "admin",
+    "dbPassword": None,
+    "dbName": "lab",
+    "dbAppUser": "lab_app",
+    "dbBackupRetentionDays": "7",
+    "dbDeletionProtection": "false",
+    "studentId": None,
+    "envFilePath": ".env",
+    "sshPrivateKeyPath": None,
+    "checkTimeoutSeconds": "600",
+    "connectionCheck": "true",
+}
+REQUIRED = ("compartmentId", "sshPublicKey", "adminCidr")
+# The example values Pulumi.dev.yaml ships with. Valid in form, so an offline plan of the example stack works,
+# but refused by a real run: nobody owns this compartment or this key, and 203.0.113.0/24 is a documentation range.
+PLACEHOLDERS: dict[str, str] = {
+    "compartmentId": "ocid1.compartment.oc1..aaaaaaaaexample0replace0me0with0your0compartment0ocid",
+    "sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILnXV3F5F8pwBGCFqJpHzQXdNTAUAwhzX9ZnEb9FtpF+ "
+    "REPLACE-ME-example-key-not-yours",
+    "adminCidr": "203.0.113.7/32",
+}
+OFFLINE_ENV = "OCI_DBLAB_OFFLINE"  # set by labctl's offline runs, where placeholders are only warned about
+SECRET_KEYS = frozenset({"dbPassword"})
+
+EXAMPLES: dict[str, str] = {
+    "compartmentId": "ocid1.compartment.oc1..aaaaaaaa4t3x7c2qm5k6n7p8r9s2t3u4v5w6x7y8z2a3b4c5d6e7f8g9h2ia",
+    "sshPublicKey": '"$(cat ~/.ssh/id_ed25519.pub)"  (the .pub file, one line starting with ssh-ed25519)',
+    "adminCidr": "203.0.113.7/32  (your own public IP, see https://ifconfig.me)",
+    "vcnCidr": "10.0.0.0/16",
+    "publicSubnetCidr": "10.0.0.0/24",
+    "privateSubnetCidr": "10.0.1.0/24",
+    "appShape": "VM.Standard.E2.1.Micro  (or VM.Standard.A1.Flex with appOcpus/appMemoryGbs)",
+    "appOcpus": "1",
+    "appMemoryGbs": "6",
+    "appImageId": "ocid1.image.oc1.phx.aaaaaaaa5u6v7w8x9y2z3a4b5c6d7e8f9g2h3i4j5k6m7n8p9q2r3s4t",
+    "dbEngine": "mysql",
+    "dbShape": "MySQL.Free",
+    "dbStorageGbs": "50",
+    "dbAdminUser": "admin",
+    "dbPassword": "--secret 'Lab-2026-db!'  (8-32 chars with a digit, a lower, an upper and a special)",
+    "dbName": "lab",
+    "dbAppUser": "lab_app",
+    "dbBackupRetentionDays": "7",
+    "dbDeletionProtection": "false",
+    "studentId": "a23-042",
+    "envFilePath": ".env",
+    "sshPrivateKeyPath": "~/.ssh/id_ed25519",
+    "checkTimeoutSeconds": "600",
+    "connectionCheck": "true",
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "compartmentId": "OCID of the compartment (or the tenancy root) where everything is created.",
+    "sshPublicKey": "OpenSSH public key installed on the app VM (contents of ~/.ssh/id_ed25519.pub).",
+    "adminCidr": "The only source allowed to SSH to the app VM, e.g. your public IP as a /32.",
+    "vcnCidr": "CIDR of the VCN; an RFC 1918 range between /16 and /29.",
+    "publicSubnetCidr": "CIDR of the public (app) subnet; default: the first /24 of vcnCidr.",
+    "privateSubnetCidr": "CIDR of the private (DB) subnet; default: the second /24 of vcnCidr.",
+    "appShape": "Compute shape of the app VM. Flex shapes take appOcpus and appMemoryGbs.",
+    "appOcpus": "OCPUs of a Flex app VM (default 1).",
+    "appMemoryGbs": "Memory in GB of a Flex app VM (default 6).",
+    "appImageId": "Image OCID for the app VM; default: newest Oracle Linux 9 image for the shape.",
+    "dbEngine": "Database engine: mysql (MySQL HeatWave DB system).",
+    "dbShape": "Shape of the database; default MySQL.Free (Always Free).",
+    "dbStorageGbs": "Data storage in GB (MySQL.Free: exactly 50).",
+    "dbAdminUser": "Administrator user name of the DB system.",
+    "dbPassword": "Administrator password (secret). Default: a generated random password.",
+    "dbName": "Database the lab creates for the app.",
+    "dbAppUser": "Least-privilege user the app on the VM connects as (written to .env).",
+    "dbBackupRetentionDays": "Days automatic backups are kept (1-35).",
+    "dbDeletionProtection": "Refuse to delete the DB system (turn off before pulumi destroy).",
+    "studentId": "Student identifier, used in display names and tags.",
+    "envFilePath": "Where the local copy of .env is written.",
+    "sshPrivateKeyPath": "Private key used for the connection check (default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa).",
+    "checkTimeoutSeconds": "How long the connection check retries while the VM and the DB come up (10-3600).",
+    "connectionCheck": "Run the connection check through the VM at pulumi up.",
+}
+
+OCID_RE = re.compile(
+    r"^ocid1\.(?P<type>[a-z0-9]+)\.(?P<realm>oc[0-9]+)\.(?P<region>[a-z0-9-]*)(\.[a-z0-9-]*)?\.(?P<uid>[a-z0-9]{16,})$"
+)
+APP_SHAPE_RE = re.compile(
+    r"^VM\.(Standard\.E2\.1\.Micro|Standard\.(A1|A2|A4|E3|E4|E5|E6)\.Flex|Standard3\.Flex|Optimized3\.Flex"
+    r"|Standard\.E2\.(1|2|4|8)|Standard2\.(1|2|4|8|16|24))$"
+)
+DB_SHAPE_RE = re.compile(
+    r"^MySQL\.(Free|[0-9]+|VM\.Standard\.E[2-9]\.[0-9]+\.[0-9]+GB|HeatWave\.VM\.Standard(\.E[2-9])?)$"
+)
+IDENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+STUDENT_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+RESERVED_DB_NAMES = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
+PASSWORD_SPECIALS = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ ")
+SSH_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+)
+
+
+class ConfigError(ValueError):
+    """All configuration problems of a stack, reported at once."""
+
+    def __init__(self, problems: list[Problem], stack: str = "") -> None:
+        self.problems = problems
+        where = f" of stack '{stack}'" if stack else ""
+        lines = [f"{len(problems)} configuration problem(s){where}; nothing was created:"]
+        lines += [f"  - {p}" for p in problems]
+        lines.append("Fix them with `pulumi config set <key> <value>` (add --secret for passwords) and run again.")
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    problem: str
+
+    @property
+    def example(self) -> str:
+        return EXAMPLES.get(self.key, "")
+
+    def __str__(self) -> str:
+        ex = f" Example: {self.example}" if self.example else ""
+        return f"{PROJECT}:{self.key}: {self.problem}.{ex}"
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Every setting of one lab stack, validated. Build it with ``parse_config`` or ``load_config``."""
+
+    stack: str
+    compartment_id: str
+    ssh_public_key: str
+    admin_cidr: str
+    vcn_cidr: str
+    public_subnet_cidr: str
+    private_subnet_cidr: str
+    app_shape: str
+    app_ocpus: float | None
+    app_memory_gbs: float | None
+    app_image_id: str | None
+    db_engine: str
+    db_shape: str
+    db_storage_gbs: int
+    db_admin_user: str
+    db_name: str
+    db_app_user: str
+    db_backup_retention_days: int
+    db_deletion_protection: bool
+    student_id: str | None
+    env_file_path: str
+    ssh_private_key_path: str | None
+    check_timeout_seconds: int
+    connection_check: bool
+    db_password: str | None = field(default=None, repr=False)  # never in repr, logs or errors
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def engine(self) -> EngineSpec:
+        return ENGINES[self.db_engine]
+
+    @property
+    def is_flex(self) -> bool:
+        return self.app_shape.endswith(".Flex")
+
+    @property
+    def name_prefix(self) -> str:
+        """Prefix of every display name: dblab-<student> or dblab-<stack>."""
+        return f"dblab-{self.student_id or self.stack}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        tags = {"project": PROJECT, "stack": self.stack}
+        if self.student_id:
+            tags["student"] = self.student_id
+        return tags
+
+
+# --- validators: each returns the parsed value or appends a Problem --------------------------------------
+def _ocid(problems: list[Problem], key: str, value: str, types: tuple[str, ...]) -> str:
+    v = value.strip()
+    m = OCID_RE.match(v)
+    if not m:
+        what = " or ".join(f"ocid1.{t}.…" for t in types)
+        problems.append(Problem(key, f"'{v}' is not an OCID; expected {what} (copy it from the OCI console)"))
+    elif m["type"] not in types:
+        problems.append(Problem(key, f"'{v}' is the OCID of a {m['type']}, not of a {' or '.join(types)}"))
+    return v
+
+
+def _cidr(problems: list[Problem], key: str, value: str) -> ipaddress.IPv4Network | None:
+    v = value.strip()
+    try:
+        net = ipaddress.ip_network(v, strict=True)
+    except ValueError as e:
+        if "host bits set" in str(e):
+            loose = ipaddress.ip_network(v, strict=False)
+            problems.append(
+                Problem(
+                    key,
+                    f"'{v}' has host bits set; write the network address {loose} or the single host "
+                    f"{v.split('/')[0]}/32",
+                )
+            )
+        else:
+            problems.append(Problem(key, f"'{v}' is not an IPv4 CIDR block like 10.0.0.0/16"))
+        return None
+    if not isinstance(net, ipaddress.IPv4Network):
+        problems.append(Problem(key, f"'{v}' is IPv6; the lab network is IPv4"))
+        return None
+    return net
+
+
+def _int(problems: list[Problem], key: str, value: str, lo: int, hi: int) -> int | None:
+    try:
+        n = int(value.strip())
+    except ValueError:
+        problems.append(Problem(key, f"'{value}' is not a whole number"))
+        return None
+    if not lo <= n <= hi:
+        problems.append(Problem(key, f"{n} is out of range; allowed {lo}..{hi}"))
+        return None
+    return n
+
+
+def _float(problems: list[Problem], key: str, value: str, lo: float, hi: float) -> float | None:
+    try:
+        n = float(value.strip())
+    except ValueError:
+        problems.append(Problem(key, f"'{value}' is not a number"))
+        return None
+    if not lo <= n <= hi:
+        problems.append(Problem(key, f"{n:g} is out of range; allowed {lo:g}..{hi:g}"))
+        return None
+    return n
+
+
+def _bool(problems: list[Problem], key: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("true", "yes", "1"):
+        return True
+    if v in ("false", "no", "0"):
+        return False
+    problems.append(Problem(key, f"'{value}' is not a boolean; use true or false"))
+    return False
+
+
+def check_ssh_public_key(text: str) -> str | None:
+    """Why ``text`` is not a usable OpenSSH public key (one or more lines), or None when it is."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "is empty"
+    for ln in lines:
+        if "PRIVATE KEY" in ln:
+            return "is a PRIVATE key; give the public key (the .pub file) and keep the private key to yourself"
+        kind = ln.split()[0]
+        if kind not in SSH_KEY_TYPES:
+            return f"starts with '{kind[:20]}', not with one of {', '.join(SSH_KEY_TYPES)}"
+        try:
+            key = load_ssh_public_key(" ".join(ln.split()[:2]).encode())
+        except (ValueError, TypeError):
+            return "is not a valid OpenSSH public key (damaged or truncated base64)"
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+            return f"is an RSA key of {key.key_size} bits; use at least 2048 bits, or better ed25519"
+    return None
+
+
+def check_db_password(password: str, admin_user: str) -> str | None:
+    """Why ``password`` breaks the MySQL HeatWave rule, or None. Never includes the password itself."""
+    problems = []
+    if not 8 <= len(password) <= 32:
+        problems.append(f"has {len(password)} characters (needs 8-32)")
+    if not any(c.isdigit() for c in password):
+        problems.append("has no digit")
+    if not any(c.islower() for c in password):
+        problems.append("has no lowercase letter")
+    if not any(c.isupper() for c in password):
+        problems.append("has no uppercase letter")
+    if not any(c in PASSWORD_SPECIALS for c in password):
+        problems.append("has no special character")
+    if admin_user and admin_user.lower() in password.lower():
+        problems.append("contains the admin user name")
+    if any(ord(c) < 32 or ord(c) > 126 for c in password):
+        problems.append("contains characters outside printable ASCII")
+    return ("the password " + ", ".join(problems)) if problems else None
+
+
+def parse_config(
+    raw: Mapping[str, str | None],
+    stack: str,
+    secret_keys: frozenset[str] | set[str] = frozenset(),
+    allow_placeholders: bool = False,
+) -> LabConfig:
+    """Validate ``raw`` (short key -> string value, as Pulumi stores config) into a ``LabConfig``.
+
+    ``secret_keys`` are the short keys Pulumi holds encrypted. ``allow_placeholders`` turns the example values
+    of Pulumi.dev.yaml from errors into warnings (offline plans). Raises ``ConfigError`` with every problem.
+    """
+    problems: list[Problem] = []
+    warnings: list[str] = []
+
+    for key, placeholder in PLACEHOLDERS.items():
+        if (raw.get(key) or "").strip() == placeholder:
+            if allow_placeholders:
+                warnings.append(f"{key} still holds the example value of Pulumi.dev.yaml (fine for an offline plan)")
+            else:
+                problems.append(Problem(key, "still holds the example placeholder from Pulumi.dev.yaml; set your own"))
+
+    for key in raw:
+        if key not in DEFAULTS:
+            near = difflib.get_close_matches(key, DEFAULTS, n=1)
+            hint = f"; did you mean {near[0]}?" if near else f"; known keys: {', '.join(DEFAULTS)}"
+            problems.append(Problem(key, f"is not a setting of this project{hint}"))
+
+    def get(key: str) -> str | None:
+        v = raw.get(key)
+        if v is None or (isinstance(v, str) and v.strip() == ""):
+            return DEFAULTS[key]
+        return str(v)
+
+    for key in REQUIRED:
+        if get(key) is None:
+            problems.append(Problem(key, "is required but not set"))
+
+    compartment = get("compartmentId")
+    if compartment is not None:
+        compartment = _ocid(problems, "compartmentId", compartment, ("compartment", "tenancy"))
+
+    ssh_key = get("sshPublicKey")
+    if ssh_key is not None:
+        why = check_ssh_public_key(ssh_key)
+        if why:
+            # the text of a (possibly private) key is never echoed
+            problems.append(Problem("sshPublicKey", f"the value {why}"))
+        ssh_key = "\n".join(ln.strip() for ln in ssh_key.strip().splitlines() if ln.strip())
+
+    admin = get("adminCidr")
+    admin_net = _cidr(problems, "adminCidr", admin) if admin is not None else None
+    if admin_net is not None and admin_net.prefixlen == 0:
+        warnings.append(
+            "adminCidr is 0.0.0.0/0: SSH to the app VM is open to the whole internet. "
+            "Use your own IP as a /32 unless you really need this."
+        )
+    if admin_net is not None and admin_net.prefixlen and netplan.is_private_range(admin_net):
+        warnings.append(
+            f"adminCidr {admin_net} is a private (RFC 1918) range; SSH from the internet arrives from your "
+            "public IP (https://ifconfig.me), not from a private one."
+        )
+
+    vcn = _cidr(problems, "vcnCidr", get("vcnCidr") or "")
+    pub = priv = None
+    if vcn is not None:
+        if not netplan.is_private_range(vcn):
+            problems.append(
+                Problem(
+                    "vcnCidr",
+                    f"{vcn} is not inside the private ranges 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (RFC 1918)",
+                )
+            )
+        if not netplan.VCN_MIN_PREFIX <= vcn.prefixlen <= netplan.VCN_MAX_PREFIX:
+            size = "too large" if vcn.prefixlen < netplan.VCN_MIN_PREFIX else "too small to hold two subnets"
+            problems.append(
+                Problem(
+                    "vcnCidr",
+                    f"prefix /{vcn.prefixlen} is {size}; "
+                    f"OCI allows /{netplan.VCN_MIN_PREFIX} to /{netplan.VCN_MAX_PREFIX} here",
+                )
+            )
+            vcn_ok = False
+        else:
+            vcn_ok = True
+        plan = netplan.default_subnets(vcn) if vcn_ok else None
+        subnets: dict[str, ipaddress.IPv4Network | None] = {}
+        for key, default in (
+            ("publicSubnetCidr", plan and plan.public),
+            ("privateSubnetCidr", plan and plan.private),
+        ):
+            given = get(key)
+            net = _cidr(problems, key, given) if given is not None else default
+            if net is not None and given is not None:
+                if not net.subnet_of(vcn):
+                    problems.append(Problem(key, f"{net} is not inside vcnCidr {vcn}"))
+                    net = None
+                elif net.prefixlen > netplan.SUBNET_MAX_PREFIX:
+                    problems.append(
+                        Problem(
+                            key,
+                            f"prefix /{net.prefixlen} is too small; OCI subnets are at most "
+                            f"/{netplan.SUBNET_MAX_PREFIX}",
+                        )
+                    )
+                    net = None
+            subnets[key] = net
+        pub, priv = subnets["publicSubnetCidr"], subnets["privateSubnetCidr"]
+        if pub is not None and priv is not None and pub.overlaps(priv):
+            problems.append(
+                Problem(
+                    "privateSubnetCidr",
+                    f"{priv} overlaps publicSubnetCidr {pub}; the two subnets must not share addresses",
+                )
+            )
+
+    app_shape = get("appShape") or ""
+    if not APP_SHAPE_RE.match(app_shape):
+        problems.append(Problem("appShape", f"'{app_shape}' is not a VM shape this lab supports"))
+    flex = app_shape.endswith(".Flex")
+    ocpus = mem = None
+    for key in ("appOcpus", "appMemoryGbs"):
+        if get(key) is not None and not flex:
+            problems.append(
+                Problem(
+                    key,
+                    f"only applies to Flex shapes, and appShape is {app_shape}; remove it or choose a .Flex shape",
+                )
+            )
+    if flex:
+        ocpus = _float(problems, "appOcpus", get("appOcpus") or "1", 1, 64)
+        mem = _float(problems, "appMemoryGbs", get("appMemoryGbs") or "6", 1, 1024)
+        if ocpus is not None and mem is not None and not ocpus <= mem <= 64 * ocpus:
+            problems.append(
+                Problem(
+                    "appMemoryGbs",
+                    f"{mem:g} GB does not fit {ocpus:g} OCPU(s); Flex shapes take 1-64 GB per OCPU",
+                )
+            )
+    image = get("appImageId")
+    if image is not None:
+        image = _ocid(problems, "appImageId", image, ("image",))
+
+    engine_name = (get("dbEngine") or "").strip().lower()
+    engine = ENGINES.get(engine_name)
+    if engine is None:
+        if engine_name in PLANNED_ENGINES:
+            problems.append(
+                Problem(
+                    "dbEngine",
+                    f"'{engine_name}' ({PLANNED_ENGINES[engine_name]}) is planned "
+                    f"but not built yet; supported: {', '.join(ENGINES)}",
+                )
+            )
+        else:
+            problems.append(
+                Problem("dbEngine", f"'{engine_name}' is not a known engine; supported: {', '.join(ENGINES)}")
+            )
+    db_shape = get("dbShape") or (engine.default_shape if engine else "")
+    storage = _int(problems, "dbStorageGbs", get("dbStorageGbs") or "50", 1, 131072)
+    if engine is not None:
+        if not db_shape.startswith(engine.shape_prefix) or not DB_SHAPE_RE.match(db_shape):
+            problems.append(
+                Problem(
+                    "dbShape",
+                    f"'{db_shape}' is not a {engine.name} shape (they start with "
+                    f"{engine.shape_prefix}, e.g. {engine.example_shape})",
+                )
+            )
+        elif storage is not None:
+            fixed = engine.fixed_storage_gbs.get(db_shape)
+            if fixed is not None and storage != fixed:
+                problems.append(
+                    Problem(
+                        "dbStorageGbs",
+                        f"{storage} GB is not possible with {db_shape}, which has exactly {fixed} GB",
+                    )
+                )
+            elif not engine.min_storage_gbs <= storage <= engine.max_storage_gbs:
+                problems.append(
+                    Problem(
+                        "dbStorageGbs",
+                        f"{storage} GB is out of range; allowed {engine.min_storage_gbs}..{engine.max_storage_gbs}",
+                    )
+                )
+
+    admin_user = get("dbAdminUser") or ""
+    if not IDENT_RE.match(admin_user):
+        problems.append(
+            Problem(
+                "dbAdminUser",
+                f"'{admin_user}' must start with a letter and hold 1-32 letters, digits or underscores",
+            )
+        )
+    elif engine is not None and admin_user.lower() in engine.reserved_admin_users:
+        problems.append(
+            Problem(
+                "dbAdminUser",
+                f"'{admin_user}' is reserved by {engine.name} ({', '.join(sorted(engine.reserved_admin_users))})",
+            )
+        )
+
+    password = raw.get("dbPassword")
+    if password is not None and password != "":
+        if "dbPassword" not in secret_keys:
+            problems.append(
+                Problem(
+                    "dbPassword",
+                    "is stored in plain text in the stack file; set it with `pulumi config set --secret dbPassword`",
+                )
+            )
+        why = check_db_password(password, admin_user)
+        if why:
+            problems.append(Problem("dbPassword", why))
+    else:
+        password = None
+
+    db_name = get("dbName") or ""
+    if not IDENT_RE.match(db_name):
+        problems.append(
+            Problem("dbName", f"'{db_name}' must start with a letter and hold 1-32 letters, digits or underscores")
+        )
+    elif db_name.lower() in RESERVED_DB_NAMES:
+        problems.append(Problem("dbName", f"'{db_name}' is a system schema of MySQL"))
+
+    app_user = get("dbAppUser") or ""
+    if not IDENT_RE.match(app_user):
+        problems.append(
+            Problem(
+                "dbAppUser",
+                f"'{app_user}' must start with a letter and hold 1-32 letters, digits or underscores",
+            )
+        )
+    elif app_user.lower() == admin_user.lower() or (engine and app_user.lower() in engine.reserved_admin_users):
+        problems.append(
+            Problem(
+                "dbAppUser",
+                f"'{app_user}' must be a separate, unprivileged user (not the admin or a reserved name)",
+            )
+        )
+
+    retention = _int(problems, "dbBackupRetentionDays", get("dbBackupRetentionDays") or "", 1, 35)
+    protection = _bool(problems, "dbDeletionProtection", get("dbDeletionProtection") or "")
+
+    student = get("studentId")
+    if student is not None:
+        student = student.strip()
+        if not STUDENT_RE.match(student):
+            problems.append(
+                Problem(
+                    "studentId",
+                    f"'{student}' must be 1-32 lowercase letters, digits or hyphens, "
+                    "starting and ending with a letter or digit",
+                )
+            )
+
+    env_path = get("envFilePath") or ".env"
+    if env_path.endswith("/") or "\0" in env_path:
+        problems.append(Problem("envFilePath", f"'{env_path}' must be a file path, not a directory"))
+    key_path = get("sshPrivateKeyPath")
+    if key_path is not None and key_path.strip().endswith(".pub"):
+        problems.append(Problem("sshPrivateKeyPath", f"'{key_path}' is a public key; give the private key beside it"))
+    timeout = _int(problems, "checkTimeoutSeconds", get("checkTimeoutSeconds") or "", 10, 3600)
+    check = _bool(problems, "connectionCheck", get("connectionCheck") or "")
+
+    if problems:
+        raise ConfigError(problems, stack)
+
+    assert pub is not None and priv is not None and vcn is not None and admin_net is not None
+    assert engine is not None and storage is not None and retention is not None and timeout is not None
+    return LabConfig(
+        stack=stack,
+        compartment_id=compartment or "",
+        ssh_public_key=ssh_key or "",
+        admin_cidr=str(admin_net),
+        vcn_cidr=str(vcn),
+        public_subnet_cidr=str(pub),
+        private_subnet_cidr=str(priv),
+        app_shape=app_shape,
+        app_ocpus=ocpus,
+        app_memory_gbs=mem,
+        app_image_id=image,
+        db_engine=engine.name,
+        db_shape=db_shape,
+        db_storage_gbs=storage,
+        db_admin_user=admin_user,
+        db_name=db_name,
+        db_app_user=app_user,
+        db_backup_retention_days=retention,
+        db_deletion_protection=protection,
+        student_id=student,
+        env_file_path=env_path,
+        ssh_private_key_path=key_path.strip() if key_path else None,
+        check_timeout_seconds=timeout,
+        connection_check=check,
+        db_password=password,
+        warnings=tuple(warnings),
+    )
+
+
+def load_config() -> LabConfig:
+    """Read this stack's config from the Pulumi runtime, validate it, and log its warnings.
+
+    Raises ``pulumi.RunError`` (a message without a Python traceback) when anything is wrong.
+    """
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    prefix = f"{PROJECT}:"
+    keys = set(runtime_config.get_config_env()) | set(runtime_config.CONFIG.get())
+    raw: dict[str, str | None] = {}
+    for full in sorted(keys):
+        if full.startswith(prefix):
+            raw[full[len(prefix) :]] = runtime_config.get_config(full)
+    env_secret = set(runtime_config.get_config_secret_keys_env())
+    secret = {k for k in raw if runtime_config.is_config_secret(prefix + k) or prefix + k in env_secret}
+    try:
+        cfg = parse_config(
+            raw, pulumi.get_stack(), frozenset(secret), allow_placeholders=os.environ.get(OFFLINE_ENV) == "1"
+        )
+    except ConfigError as e:
+        raise pulumi.RunError(str(e)) from None
+    for w in cfg.warnings:
+        pulumi.log.warn(w)
+    return cfg

@@ -1,0 +1,138 @@
+"""Database tier: engine dispatch, and the MySQL HeatWave DB system in the private subnet.
+
+An engine builder takes the component and its args and returns a ``DatabaseEndpoint``; the other tiers see only
+that. Adding an engine (self-managed MySQL on a VM, OCI PostgreSQL, NoSQL) means a row in
+``components/engines.py`` and a builder in ``BUILDERS``: nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_oci as oci
+import pulumi_random as random
+
+from components.engines import ENGINES, EngineSpec
+from components.lookups import first_availability_domain
+
+DB_HOSTNAME_LABEL = "mysql"
+# Specials MySQL HeatWave accepts and that survive shells, URLs and .env files without surprises.
+GENERATED_PASSWORD_SPECIALS = "!#%*+-=?_"
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    engine: str
+    compartment_id: str
+    subnet_id: pulumi.Input[str]
+    subnet_domain: pulumi.Input[str]
+    shape: str
+    storage_gbs: int
+    admin_user: str
+    name_prefix: str
+    tags: dict[str, str]
+    admin_password: pulumi.Input[str] | None = None  # None: generate one
+    backup_retention_days: int = 7
+    deletion_protection: bool = False
+
+
+@dataclass
+class DatabaseEndpoint:
+    """What the other tiers need to know about any engine."""
+
+    resource_id: pulumi.Output[str]
+    private_ip: pulumi.Output[str]
+    port: int
+    hostname: pulumi.Output[str]  # FQDN inside the VCN
+
+
+class Database(pulumi.ComponentResource):
+    """A database in the private subnet, with no public address."""
+
+    engine: EngineSpec
+    admin_user: str
+    admin_password: pulumi.Output[str]
+    endpoint: DatabaseEndpoint
+    private_ip: pulumi.Output[str]
+    port: int
+    hostname: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("oci-dblab:database:Database", name, None, opts)
+        self.engine = ENGINES[args.engine]
+        self.admin_user = args.admin_user
+        if args.admin_password is None:
+            generated = random.RandomPassword(
+                f"{name}-admin-password",
+                length=24,
+                special=True,
+                override_special=GENERATED_PASSWORD_SPECIALS,
+                min_lower=2,
+                min_upper=2,
+                min_numeric=2,
+                min_special=2,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.admin_password = pulumi.Output.secret(generated.result)
+        else:
+            self.admin_password = pulumi.Output.secret(args.admin_password)
+
+        self.endpoint = BUILDERS[args.engine](self, name, args)
+        self.private_ip = self.endpoint.private_ip
+        self.port = self.endpoint.port
+        self.hostname = self.endpoint.hostname
+        self.register_outputs(
+            {
+                "privateIp": self.private_ip,
+                "port": self.port,
+                "hostname": self.hostname,
+                "adminUser": self.admin_user,
+                "adminPassword": self.admin_password,
+            }
+        )
+
+
+def _mysql_heatwave(db: Database, name: str, args: DatabaseArgs) -> DatabaseEndpoint:
+    spec = ENGINES["mysql"]
+    system = oci.mysql.MysqlDbSystem(
+        f"{name}-mysql",
+        compartment_id=args.compartment_id,
+        availability_domain=first_availability_domain(args.compartment_id, db),
+        subnet_id=args.subnet_id,
+        shape_name=args.shape,
+        data_storage_size_in_gb=args.storage_gbs,
+        admin_username=args.admin_user,
+        admin_password=db.admin_password,
+        hostname_label=DB_HOSTNAME_LABEL,
+        port=spec.port,
+        port_x=spec.extra_ports[0],
+        is_highly_available=False,
+        display_name=f"{args.name_prefix}-mysql",
+        description="oci-dblab: MySQL HeatWave DB system, private subnet only",
+        backup_policy=oci.mysql.MysqlDbSystemBackupPolicyArgs(
+            is_enabled=True, retention_in_days=args.backup_retention_days
+        ),
+        deletion_policies=[
+            oci.mysql.MysqlDbSystemDeletionPolicyArgs(
+                is_delete_protected=args.deletion_protection,
+                automatic_backup_retention="DELETE",
+                final_backup="SKIP_FINAL_BACKUP",
+            )
+        ],
+        freeform_tags=args.tags,
+        opts=pulumi.ResourceOptions(
+            parent=db,
+            # The provider replaces the whole DB system (and its data) when admin_password changes.
+            # Ignore it after creation; rotate the password in MySQL instead (README, "Changing the password").
+            ignore_changes=["adminPassword"],
+        ),
+    )
+    hostname = pulumi.Output.concat(DB_HOSTNAME_LABEL, ".", args.subnet_domain)
+    return DatabaseEndpoint(resource_id=system.id, private_ip=system.ip_address, port=spec.port, hostname=hostname)
+
+
+BUILDERS: dict[str, Callable[[Database, str, DatabaseArgs], DatabaseEndpoint]] = {
+    "mysql": _mysql_heatwave,
+}

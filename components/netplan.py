@@ -1,0 +1,49 @@
+"""Pure CIDR planning for the lab network (no Pulumi, no OCI).
+
+OCI facts used here: a VCN CIDR is between /16 and /30, a subnet at most /30 (OCI reserves the first two and the
+last address of every subnet), and both should come from the private ranges of RFC 1918.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+VCN_MIN_PREFIX = 16  # largest VCN OCI allows
+VCN_MAX_PREFIX = 29  # smallest VCN that still holds two /30 subnets
+SUBNET_MAX_PREFIX = 30  # smallest subnet OCI allows
+DEFAULT_SUBNET_PREFIX = 24
+
+
+@dataclass(frozen=True)
+class SubnetPlan:
+    public: ipaddress.IPv4Network
+    private: ipaddress.IPv4Network
+
+
+def default_subnets(vcn: ipaddress.IPv4Network) -> SubnetPlan:
+    """The two subnets we carve out of ``vcn`` when the user names none.
+
+    /24s (the usual lab layout: 10.0.0.0/24 public, 10.0.1.0/24 private) when the VCN is /23 or larger,
+    otherwise the two halves of the VCN.
+    """
+    if vcn.prefixlen > VCN_MAX_PREFIX:
+        raise ValueError(f"{vcn} is too small to hold two subnets (largest prefix is /{VCN_MAX_PREFIX})")
+    prefix = max(DEFAULT_SUBNET_PREFIX, vcn.prefixlen + 1)
+    first, second = _first_two(vcn, prefix)
+    return SubnetPlan(public=first, private=second)
+
+
+def _first_two(vcn: ipaddress.IPv4Network, prefix: int) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]:
+    it = vcn.subnets(new_prefix=prefix)
+    return next(it), next(it)
+
+
+def is_private_range(net: ipaddress.IPv4Network) -> bool:
+    return any(net.subnet_of(r) for r in RFC1918)
+
+
+def usable_hosts(net: ipaddress.IPv4Network) -> int:
+    """Addresses OCI lets instances use in a subnet (network, gateway and broadcast are reserved)."""
+    return max(net.num_addresses - 3, 0)

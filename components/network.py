@@ -1,0 +1,182 @@
+"""Network tier: the VCN, its gateway and route tables, a public (app) and a private (DB) subnet.
+
+Security, by construction:
+- public subnet: SSH (22) only from ``admin_cidr``;
+- private subnet: the database ports only from the public subnet's CIDR (never the VCN, never 0.0.0.0/0),
+  no public IPs on its VNICs, and a route table with no route out of the VCN;
+- the VCN's default security list is taken over and left empty, so nothing attached to it by accident is open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_oci as oci
+
+VCN_DNS_LABEL = "labvcn"
+PUBLIC_DNS_LABEL = "pub"
+PRIVATE_DNS_LABEL = "priv"
+TCP = "6"  # OCI writes protocols as IANA numbers
+ANYWHERE = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    compartment_id: str
+    vcn_cidr: str
+    public_subnet_cidr: str
+    private_subnet_cidr: str
+    admin_cidr: str
+    db_ports: tuple[int, ...]
+    name_prefix: str
+    tags: dict[str, str]
+
+
+def _tcp_in(source: str, port: int, description: str) -> oci.core.SecurityListIngressSecurityRuleArgs:
+    return oci.core.SecurityListIngressSecurityRuleArgs(
+        protocol=TCP,
+        source=source,
+        source_type="CIDR_BLOCK",
+        stateless=False,
+        description=description,
+        tcp_options=oci.core.SecurityListIngressSecurityRuleTcpOptionsArgs(min=port, max=port),
+    )
+
+
+class Network(pulumi.ComponentResource):
+    """VCN with a public subnet for the app VM and a private subnet for the database."""
+
+    vcn_id: pulumi.Output[str]
+    public_subnet_id: pulumi.Output[str]
+    private_subnet_id: pulumi.Output[str]
+    public_subnet_cidr: str
+    private_subnet_cidr: str
+    private_subnet_domain: pulumi.Output[str]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("oci-dblab:network:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        common = {"compartment_id": args.compartment_id, "freeform_tags": args.tags}
+        p = args.name_prefix
+
+        vcn = oci.core.Vcn(
+            f"{name}-vcn",
+            cidr_blocks=[args.vcn_cidr],
+            dns_label=VCN_DNS_LABEL,
+            display_name=f"{p}-vcn",
+            **common,
+            opts=child,
+        )
+
+        # Take over the default security list and leave it without rules.
+        oci.core.DefaultSecurityList(
+            f"{name}-default-sl",
+            manage_default_resource_id=vcn.default_security_list_id,
+            display_name=f"{p}-default-sl (no rules)",
+            ingress_security_rules=[],
+            egress_security_rules=[],
+            freeform_tags=args.tags,
+            opts=child,
+        )
+
+        igw = oci.core.InternetGateway(
+            f"{name}-igw", vcn_id=vcn.id, enabled=True, display_name=f"{p}-igw", **common, opts=child
+        )
+        public_rt = oci.core.RouteTable(
+            f"{name}-public-rt",
+            vcn_id=vcn.id,
+            display_name=f"{p}-public-rt",
+            route_rules=[
+                oci.core.RouteTableRouteRuleArgs(
+                    destination=ANYWHERE,
+                    destination_type="CIDR_BLOCK",
+                    network_entity_id=igw.id,
+                    description="internet access for the app VM",
+                )
+            ],
+            **common,
+            opts=child,
+        )
+        # No route out of the VCN: the database is reachable only from inside.
+        private_rt = oci.core.RouteTable(
+            f"{name}-private-rt",
+            vcn_id=vcn.id,
+            display_name=f"{p}-private-rt",
+            route_rules=[],
+            **common,
+            opts=child,
+        )
+
+        public_sl = oci.core.SecurityList(
+            f"{name}-public-sl",
+            vcn_id=vcn.id,
+            display_name=f"{p}-public-sl",
+            ingress_security_rules=[_tcp_in(args.admin_cidr, 22, "SSH from the admin CIDR only")],
+            # Egress open, as OCI's own default: cloud-init needs package repositories, and the VM reaches the
+            # database, DNS and NTP through it. Stateful rules let only the replies back in.
+            egress_security_rules=[
+                oci.core.SecurityListEgressSecurityRuleArgs(
+                    protocol="all",
+                    destination=ANYWHERE,
+                    destination_type="CIDR_BLOCK",
+                    stateless=False,
+                    description="all outbound traffic (replies are tracked)",
+                )
+            ],
+            **common,
+            opts=child,
+        )
+        private_sl = oci.core.SecurityList(
+            f"{name}-private-sl",
+            vcn_id=vcn.id,
+            display_name=f"{p}-private-sl",
+            ingress_security_rules=[
+                _tcp_in(args.public_subnet_cidr, port, f"database port {port} from the app subnet only")
+                for port in args.db_ports
+            ],
+            egress_security_rules=[],
+            **common,
+            opts=child,
+        )
+
+        public = oci.core.Subnet(
+            f"{name}-public-subnet",
+            vcn_id=vcn.id,
+            cidr_block=args.public_subnet_cidr,
+            dns_label=PUBLIC_DNS_LABEL,
+            display_name=f"{p}-public-subnet",
+            route_table_id=public_rt.id,
+            security_list_ids=[public_sl.id],
+            prohibit_public_ip_on_vnic=False,
+            **common,
+            opts=child,
+        )
+        private = oci.core.Subnet(
+            f"{name}-private-subnet",
+            vcn_id=vcn.id,
+            cidr_block=args.private_subnet_cidr,
+            dns_label=PRIVATE_DNS_LABEL,
+            display_name=f"{p}-private-subnet",
+            route_table_id=private_rt.id,
+            security_list_ids=[private_sl.id],
+            prohibit_public_ip_on_vnic=True,
+            prohibit_internet_ingress=True,
+            **common,
+            opts=child,
+        )
+
+        self.vcn_id = vcn.id
+        self.public_subnet_id = public.id
+        self.private_subnet_id = private.id
+        self.public_subnet_cidr = args.public_subnet_cidr
+        self.private_subnet_cidr = args.private_subnet_cidr
+        self.private_subnet_domain = private.subnet_domain_name
+        self.register_outputs(
+            {
+                "vcnId": self.vcn_id,
+                "publicSubnetId": self.public_subnet_id,
+                "privateSubnetId": self.private_subnet_id,
+                "privateSubnetDomain": self.private_subnet_domain,
+            }
+        )

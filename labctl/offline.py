@@ -1,0 +1,379 @@
+"""Run the real ``__main__.py`` offline, under Pulumi mocks that stand in for OCI, and record what it declares.
+
+Used by the tests, by ``labctl plan`` / ``labctl diff`` and by the offline class runner. The mocks answer with
+deterministic ids and addresses (documentation range 203.0.113.0/24 for public IPs, the first usable host of
+each subnet for private ones), so two plans of the same program and config are identical.
+
+A ``RecordingMonitor`` wraps Pulumi's ``MockMonitor`` to keep what the mocks API leaves out: parent,
+dependencies, property dependencies, ``ignore_changes``, ``additional_secret_outputs`` and which inputs are
+secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import runpy
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import struct_pb2
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT = "oci-dblab"
+OFFLINE_ENV = "OCI_DBLAB_OFFLINE"  # components.config.OFFLINE_ENV; not imported, so a plan can run another tree
+SECRET_SIG = rpc._special_secret_sig
+SIG_KEY = rpc._special_sig_key
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MOCK_REGION = "mock-1"
+
+
+@dataclass
+class PlannedResource:
+    """One resource the program declared. Attribute names follow pulumi-policy's ``PolicyResource``."""
+
+    urn: str
+    resource_type: str
+    name: str
+    parent: str | None
+    custom: bool
+    props: dict[str, Any]
+    outputs: dict[str, Any]
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    secret_paths: set[str] = field(default_factory=set)
+    additional_secret_outputs: list[str] = field(default_factory=list)
+    ignore_changes: list[str] = field(default_factory=list)
+    protect: bool = False
+    id: str | None = None
+
+    def is_secret(self, prop: str) -> bool:
+        return any(p == prop or p.startswith(prop + ".") or p.startswith(prop + "[") for p in self.secret_paths)
+
+
+@dataclass
+class Plan:
+    """Everything one offline run of the program produced."""
+
+    stack: str
+    resources: list[PlannedResource]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+    warnings: list[str]
+
+    def by_type(self, resource_type: str) -> list[PlannedResource]:
+        return [r for r in self.resources if r.resource_type == resource_type]
+
+    def one(self, resource_type: str) -> PlannedResource:
+        found = self.by_type(resource_type)
+        if len(found) != 1:
+            raise LookupError(f"expected one {resource_type}, found {len(found)}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> PlannedResource:
+        for r in self.resources:
+            if r.urn == urn:
+                return r
+        raise LookupError(urn)
+
+    def by_id(self, id_: str) -> PlannedResource | None:
+        for r in self.resources:
+            if r.id == id_:
+                return r
+        return None
+
+
+def secret_paths(value: Any, path: str = "") -> set[str]:
+    """Dotted paths of the secret-wrapped values inside a protobuf Struct/Value as the engine receives it."""
+    if isinstance(value, struct_pb2.Value):
+        kind = value.WhichOneof("kind")
+        if kind == "struct_value":
+            return secret_paths(value.struct_value, path)
+        if kind == "list_value":
+            found: set[str] = set()
+            for i, item in enumerate(value.list_value.values):
+                found |= secret_paths(item, f"{path}[{i}]")
+            return found
+        return set()
+    if isinstance(value, struct_pb2.Struct):
+        sig = value.fields.get(SIG_KEY)
+        if sig is not None and sig.string_value == SECRET_SIG:
+            return {path}
+        found = set()
+        for key, item in value.fields.items():
+            found |= secret_paths(item, f"{path}.{key}" if path else key)
+        return found
+    return set()
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """The plain value inside secret wrappers (where a value is secret is kept by ``secret_paths``)."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return unwrap_secrets(value.get("value"))
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+def _digest(*parts: str, n: int = 24) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:n]
+
+
+class ProgramError(Exception):
+    """The program failed under the mocks; ``resources`` holds what it had declared before failing."""
+
+    def __init__(self, message: str, resources: list[PlannedResource]) -> None:
+        super().__init__(message)
+        self.resources = resources
+
+
+class OciMocks(mocks.Mocks):
+    """Answers resource registrations and invokes the way OCI would, deterministically."""
+
+    def __init__(self, stack: str, fail_types: Mapping[str, str] | None = None) -> None:
+        self.stack = stack
+        self.fail_types = dict(fail_types or {})
+        self.subnets: dict[str, dict[str, Any]] = {}
+        self.vcn_labels: dict[str, str] = {}
+
+    def _ocid(self, kind: str, name: str) -> str:
+        return f"ocid1.{kind}.oc1.{MOCK_REGION}.{_digest(self.stack, kind, name, n=40)}"
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
+        if args.typ in self.fail_types:
+            raise Exception(self.fail_types[args.typ])
+        inputs = dict(args.inputs)
+        kind = args.typ.rsplit(":", 1)[-1].lower()
+        rid = self._ocid(kind, args.name)
+        state: dict[str, Any] = dict(inputs)
+        t = args.typ
+        if t == "oci:Core/vcn:Vcn":
+            label = inputs.get("dnsLabel", "vcn")
+            self.vcn_labels[rid] = label
+            state.update(
+                {
+                    "defaultSecurityListId": self._ocid("securitylist", args.name + "-default"),
+                    "defaultRouteTableId": self._ocid("routetable", args.name + "-default"),
+                    "defaultDhcpOptionsId": self._ocid("dhcpoptions", args.name + "-default"),
+                    "vcnDomainName": f"{label}.oraclevcn.com",
+                    "cidrBlock": (inputs.get("cidrBlocks") or [""])[0],
+                    "state": "AVAILABLE",
+                }
+            )
+        elif t == "oci:Core/subnet:Subnet":
+            vcn_label = self.vcn_labels.get(inputs.get("vcnId", ""), "vcn")
+            domain = f"{inputs.get('dnsLabel', 'subnet')}.{vcn_label}.oraclevcn.com"
+            self.subnets[rid] = {"cidr": inputs.get("cidrBlock"), "domain": domain, "next": 2}
+            state.update({"subnetDomainName": domain, "virtualRouterIp": self._host(rid, 1), "state": "AVAILABLE"})
+        elif t == "oci:Core/instance:Instance":
+            vnic = inputs.get("createVnicDetails") or {}
+            public = str(vnic.get("assignPublicIp", "false")).lower() == "true"
+            state.update(
+                {
+                    "privateIp": self._next_host(vnic.get("subnetId", "")),
+                    "publicIp": f"203.0.113.{10 + int(_digest(self.stack, args.name, n=4), 16) % 240}"
+                    if public
+                    else "",
+                    "state": "RUNNING",
+                    "region": MOCK_REGION,
+                }
+            )
+        elif t == "oci:Mysql/mysqlDbSystem:MysqlDbSystem":
+            ip = self._next_host(inputs.get("subnetId", ""))
+            state.update(
+                {
+                    "ipAddress": ip,
+                    "endpoints": [{"ipAddress": ip, "port": inputs.get("port", 3306), "hostname": ""}],
+                    "mysqlVersion": "9.1.0",
+                    "state": "ACTIVE",
+                }
+            )
+        elif t == "random:index/randomPassword:RandomPassword":
+            length = int(inputs.get("length", 16))
+            base = "Aa1" + "!" + _digest(self.stack, args.name, n=40)
+            state.update({"result": base[:length], "bcryptHash": "$2a$10$" + _digest(args.name, n=53)})
+        elif t.startswith("pulumi-python:dynamic"):
+            state.update({"path": inputs.get("localPath", ""), "check": {"ok": None, "offline": True}})
+        return rid, state
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict, list | None]:
+        if args.token in self.fail_types:
+            raise Exception(self.fail_types[args.token])
+        if args.token == "oci:Identity/getAvailabilityDomains:getAvailabilityDomains":
+            comp = args.args.get("compartmentId", "")
+            return {
+                "compartmentId": comp,
+                "id": "ads",
+                "availabilityDomains": [
+                    {
+                        "id": self._ocid("availabilitydomain", str(i)),
+                        "name": f"Mock:{MOCK_REGION.upper()}-AD-{i}",
+                        "compartmentId": comp,
+                    }
+                    for i in (1, 2, 3)
+                ],
+            }, []
+        if args.token == "oci:Core/getImages:getImages":
+            shape = str(args.args.get("shape", ""))
+            arch = "aarch64" if ".A1." in shape or ".A2." in shape or ".A4." in shape else "x86_64"
+            return {
+                "compartmentId": args.args.get("compartmentId"),
+                "id": "images",
+                "images": [
+                    {
+                        "id": self._ocid("image", f"ol9-{arch}"),
+                        "displayName": f"Oracle-Linux-9.6-{arch}-2026.10.31-0",
+                        "operatingSystem": "Oracle Linux",
+                        "operatingSystemVersion": "9",
+                        "state": "AVAILABLE",
+                    }
+                ],
+            }, []
+        return {}, []
+
+    def _host(self, subnet_id: str, index: int) -> str:
+        info = self.subnets.get(subnet_id)
+        if not info or not info.get("cidr"):
+            return "10.255.255.254"
+        net = ipaddress.ip_network(info["cidr"])
+        return str(net.network_address + index)
+
+    def _next_host(self, subnet_id: str) -> str:
+        info = self.subnets.get(subnet_id)
+        if not info:
+            return self._host(subnet_id, 2)
+        ip = self._host(subnet_id, info["next"])
+        info["next"] += 1
+        return ip
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """A MockMonitor that also keeps parent, dependencies, options and secret-ness of every registration."""
+
+    def __init__(self, mocks_: mocks.Mocks) -> None:
+        super().__init__(mocks_)
+        self.records: list[PlannedResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        urn = response.urn
+        reg = self.resources.get(urn)
+        props = unwrap_secrets(rpc.deserialize_properties(request.object))
+        self.records.append(
+            PlannedResource(
+                urn=urn,
+                resource_type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                custom=bool(request.custom),
+                props=props,
+                outputs=dict(reg.state) if reg else {},
+                dependencies=list(request.dependencies),
+                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                secret_paths=secret_paths(request.object),
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                ignore_changes=list(request.ignoreChanges),
+                protect=bool(request.protect),
+                id=reg.id if reg else None,
+            )
+        )
+        return response
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _pulumi_config(config: Mapping[str, Any], secret_keys: list[str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS", OFFLINE_ENV)}
+    os.environ[OFFLINE_ENV] = "1"
+    os.environ["PULUMI_CONFIG"] = json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
+    os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secret_keys)
+    runtime_config.set_all_config({}, secret_keys)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_program(
+    config: Mapping[str, Any],
+    secret_keys: list[str] | None = None,
+    stack: str = "dev",
+    project_dir: Path | str = REPO_ROOT,
+    preview: bool = True,
+    fail_types: Mapping[str, str] | None = None,
+) -> Plan:
+    """Run ``project_dir/__main__.py`` under the OCI mocks and return what it declared.
+
+    ``config`` uses full keys (``oci-dblab:adminCidr``) and string values, like ``PULUMI_CONFIG``.
+    ``fail_types`` maps resource types or invoke tokens to an error the mocks raise (fault injection).
+    Exceptions the program raises surface as ``ProgramError`` with the resources declared before the failure.
+    """
+    project_dir = Path(project_dir).resolve()
+    main = project_dir / "__main__.py"
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+    oci_mocks = OciMocks(stack, fail_types)
+    monitor = RecordingMonitor(oci_mocks)
+    handler = _ListHandler()
+    logger = logging.getLogger(f"labctl.offline.{stack}")
+    logger.propagate = False
+    logger.handlers[:] = [handler]
+    exported: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+
+    with _pulumi_config(config, list(secret_keys or [])):
+        settings.ROOT.set(None)
+        mocks.set_mocks(oci_mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor)
+
+        async def collect() -> None:
+            root = settings.get_root_resource()
+            outputs = dict(getattr(root, "outputs", {}) or {})
+            for key, value in outputs.items():
+                out = pulumi.Output.from_input(value)
+                exported[key] = await out.future(with_unknowns=True)
+                if await out.is_secret():
+                    secret_outputs.add(key)
+
+        def program() -> Any:
+            runpy.run_path(str(main), run_name="__main__")
+            return collect()
+
+        try:
+            _sync_await(run_pulumi_func(program))
+        except Exception as e:
+            raise ProgramError(str(e), list(monitor.records)) from e
+
+    return Plan(
+        stack=stack,
+        resources=sorted(monitor.records, key=lambda r: r.urn),  # registration order varies run to run
+        outputs=exported,
+        secret_outputs=secret_outputs,
+        warnings=list(handler.messages),
+    )

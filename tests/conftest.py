@@ -1,0 +1,57 @@
+"""Shared fixtures: a valid lab config, and the real program run offline under the OCI mocks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from labctl.offline import Plan, run_program  # noqa: E402
+
+COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaa7kq2m4n6p8r2s4t6v8x2z4b6d8f2h4j6l8n2p4r6t8v2x4z6b8d2"
+
+
+def make_ssh_public_key(comment: str = "student@lab") -> str:
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    raw = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return f"{raw} {comment}"
+
+
+SSH_PUB = make_ssh_public_key()
+
+
+def good_raw(**overrides: str | None) -> dict[str, str]:
+    """Short-key config a student would set: the three required values (and a student id)."""
+    raw: dict[str, Any] = {
+        "compartmentId": COMPARTMENT,
+        "sshPublicKey": SSH_PUB,
+        "adminCidr": "198.51.100.23/32",
+        "studentId": "a23-042",
+    }
+    for k, v in overrides.items():
+        if v is None:
+            raw.pop(k, None)
+        else:
+            raw[k] = v
+    return raw
+
+
+def full_keys(raw: dict[str, str]) -> dict[str, str]:
+    return {f"oci-dblab:{k}": v for k, v in raw.items()}
+
+
+def plan_of(secret: tuple[str, ...] = (), stack: str = "dev", **overrides: str | None) -> Plan:
+    return run_program(full_keys(good_raw(**overrides)), secret_keys=[f"oci-dblab:{k}" for k in secret], stack=stack)
+
+
+@pytest.fixture(scope="session")
+def plan() -> Plan:
+    return plan_of()
