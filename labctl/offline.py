@@ -81,6 +81,34 @@ class Plan:
             raise LookupError(f"expected one {resource_type}, found {len(found)}")
         return found[0]
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form with every secret input and output replaced by ``REDACTED``."""
+        resources = []
+        for r in self.resources:
+            props = redact(r.props, r.secret_paths)
+            props.pop("__provider", None)  # a dynamic provider's pickled code: secret, and noise
+            resources.append(
+                {
+                    "urn": r.urn,
+                    "type": r.resource_type,
+                    "name": r.name,
+                    "parent": r.parent,
+                    "custom": r.custom,
+                    "id": r.id,
+                    "dependencies": sorted(set(r.dependencies)),
+                    "inputs": props,
+                    "secretInputs": sorted(p for p in r.secret_paths if p != "__provider"),
+                    "ignoreChanges": r.ignore_changes,
+                }
+            )
+        return {
+            "stack": self.stack,
+            "resources": resources,
+            "outputs": {k: REDACTED if k in self.secret_outputs else v for k, v in sorted(self.outputs.items())},
+            "secretOutputs": sorted(self.secret_outputs),
+            "warnings": self.warnings,
+        }
+
     def by_urn(self, urn: str) -> PlannedResource:
         for r in self.resources:
             if r.urn == urn:
@@ -117,6 +145,20 @@ def secret_paths(value: Any, path: str = "") -> set[str]:
     return set()
 
 
+REDACTED = "[secret]"
+
+
+def redact(value: Any, paths: set[str], path: str = "") -> Any:
+    """Copy of ``value`` with the values at the dotted ``paths`` replaced by ``REDACTED``."""
+    if path in paths:
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact(v, paths, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, paths, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
 def unwrap_secrets(value: Any) -> Any:
     """The plain value inside secret wrappers (where a value is secret is kept by ``secret_paths``)."""
     if isinstance(value, dict):
@@ -125,6 +167,8 @@ def unwrap_secrets(value: Any) -> Any:
         return {k: unwrap_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [unwrap_secrets(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf carries every number as a double; ports and sizes read better as ints
     return value
 
 
@@ -337,8 +381,8 @@ def run_program(
     """
     project_dir = Path(project_dir).resolve()
     main = project_dir / "__main__.py"
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))
+    if not sys.path or sys.path[0] != str(project_dir):
+        sys.path.insert(0, str(project_dir))  # this tree's `components`, even when another tree is on the path
     oci_mocks = OciMocks(stack, fail_types)
     monitor = RecordingMonitor(oci_mocks)
     handler = _ListHandler()

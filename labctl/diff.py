@@ -1,0 +1,212 @@
+"""``labctl diff``: plan two git revisions offline and summarise what changes, security rules first.
+
+Each revision is checked out in a temporary ``git worktree`` and planned in its own process
+(``python -m labctl.worker``), so each plan runs that revision's own ``__main__.py`` and ``components``. No
+secrets are needed: ``secure:`` values are replaced by placeholders, never decrypted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl.offline import REPO_ROOT
+from labctl.stackfile import load_stack_config, stack_file
+
+SECURITY_TYPES = (
+    "oci:Core/securityList:SecurityList",
+    "oci:Core/defaultSecurityList:DefaultSecurityList",
+    "oci:Core/networkSecurityGroup:NetworkSecurityGroup",
+    "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule",
+    "oci:Core/routeTable:RouteTable",
+    "oci:Core/subnet:Subnet",
+)
+RULE_KEYS = ("ingressSecurityRules", "egressSecurityRules", "routeRules")
+
+
+class DiffError(RuntimeError):
+    pass
+
+
+@dataclass
+class ResourceChange:
+    kind: str  # added | removed | changed
+    urn: str
+    type: str
+    name: str
+    properties: list[tuple[str, Any, Any]] = field(default_factory=list)  # (path, before, after)
+    rules_added: list[str] = field(default_factory=list)
+    rules_removed: list[str] = field(default_factory=list)
+
+    @property
+    def security(self) -> bool:
+        return self.type in SECURITY_TYPES
+
+
+def git(repo: Path, *args: str) -> str:
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DiffError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+@contextmanager
+def worktree(repo: Path, rev: str) -> Iterator[Path]:
+    sha = git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}")
+    tmp = Path(tempfile.mkdtemp(prefix="labctl-diff-"))
+    path = tmp / sha[:12]
+    git(repo, "worktree", "add", "--detach", "--quiet", str(path), sha)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(path)], capture_output=True)
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+
+
+def plan_tree(project_dir: Path, stack: str) -> dict[str, Any]:
+    """Plan ``project_dir`` (a source tree) in a child process with its own ``components``."""
+    config, secret = load_stack_config(stack_file(project_dir, stack))
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"config": config, "secretKeys": secret}, f)
+    try:
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONDONTWRITEBYTECODE="1")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "labctl.worker",
+                "--project-dir",
+                str(project_dir),
+                "--stack",
+                stack,
+                "--config-json",
+                f.name,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=str(REPO_ROOT),
+            env=env,
+            timeout=300,
+        )
+    finally:
+        os.unlink(f.name)
+    try:
+        doc = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise DiffError(f"planning {project_dir} failed:\n{proc.stderr.strip()[-2000:]}") from None
+    if "error" in doc:
+        raise DiffError(f"the program of {project_dir} fails for stack {stack}:\n{doc['error']}")
+    return doc
+
+
+def flatten(value: Any, path: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{path}.{k}" if path else k))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for i, v in enumerate(value):
+            out.update(flatten(v, f"{path}[{i}]"))
+        return out
+    return {path: value}
+
+
+def describe_rule(rule: dict[str, Any], key: str) -> str:
+    """One readable line for a security or route rule."""
+    if key == "routeRules":
+        return f"route {rule.get('destination')} -> {rule.get('networkEntityId')}"
+    proto = {"6": "TCP", "17": "UDP", "1": "ICMP", "all": "ALL"}.get(str(rule.get("protocol")), rule.get("protocol"))
+    peer = rule.get("source") if key.startswith("ingress") else rule.get("destination")
+    opts = rule.get("tcpOptions") or rule.get("udpOptions") or {}
+    ports = ""
+    if opts:
+        lo, hi = opts.get("min"), opts.get("max")
+        ports = f" {lo}" if lo == hi else f" {lo}-{hi}"
+    elif proto in ("TCP", "UDP"):
+        ports = " all ports"
+    direction = "ingress from" if key.startswith("ingress") else "egress to"
+    state = " (stateless)" if rule.get("stateless") else ""
+    return f"{direction} {peer}: {proto}{ports}{state}"
+
+
+def compare(base: dict[str, Any], head: dict[str, Any]) -> list[ResourceChange]:
+    before = {r["urn"]: r for r in base["resources"]}
+    after = {r["urn"]: r for r in head["resources"]}
+    changes: list[ResourceChange] = []
+    for urn in sorted(set(before) | set(after)):
+        a, b = before.get(urn), after.get(urn)
+        if a is None:
+            assert b is not None
+            changes.append(ResourceChange("added", urn, b["type"], b["name"]))
+            continue
+        if b is None:
+            changes.append(ResourceChange("removed", urn, a["type"], a["name"]))
+            continue
+        fa, fb = flatten(a["inputs"]), flatten(b["inputs"])
+        props = [(p, fa.get(p), fb.get(p)) for p in sorted(set(fa) | set(fb)) if fa.get(p) != fb.get(p)]
+        if not props:
+            continue
+        ch = ResourceChange("changed", urn, b["type"], b["name"], props)
+        for key in RULE_KEYS:
+            old = {describe_rule(r, key) for r in a["inputs"].get(key, []) or []}
+            new = {describe_rule(r, key) for r in b["inputs"].get(key, []) or []}
+            ch.rules_added += sorted(new - old)
+            ch.rules_removed += sorted(old - new)
+        changes.append(ch)
+    # Security-relevant changes first, then added, removed, changed; stable within.
+    order = {"added": 1, "removed": 2, "changed": 3}
+    return sorted(changes, key=lambda c: (not c.security, order[c.kind], c.type, c.name))
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def render_markdown(changes: list[ResourceChange], stack: str, base: str, head: str) -> str:
+    counts = {k: sum(1 for c in changes if c.kind == k) for k in ("added", "removed", "changed")}
+    out = [
+        f"## Offline plan diff for stack `{stack}`: `{base}` → `{head}`",
+        "",
+        f"**{counts['added']} to add, {counts['removed']} to remove, {counts['changed']} to change** "
+        "(OCI mocked; no secrets used)",
+        "",
+    ]
+    if not changes:
+        out.append("No infrastructure changes.")
+        return "\n".join(out)
+    security = [c for c in changes if c.security]
+    if security:
+        out += ["### 🔐 Security and routing changes", ""]
+        for c in security:
+            out.append(f"- **{c.kind}** `{c.type}` `{c.name}`")
+            out += [f"  - ➕ `{r}`" for r in c.rules_added]
+            out += [f"  - ➖ `{r}`" for r in c.rules_removed]
+            if c.kind == "changed" and not (c.rules_added or c.rules_removed):
+                out += [f"  - `{p}`: `{_short(x)}` → `{_short(y)}`" for p, x, y in c.properties]
+        out.append("")
+    rest = [c for c in changes if not c.security]
+    if rest:
+        out += ["### Other changes", "", "| change | type | name | properties |", "|---|---|---|---|"]
+        for c in rest:
+            props = "<br>".join(f"`{p}`: `{_short(x)}` → `{_short(y)}`" for p, x, y in c.properties[:8])
+            if len(c.properties) > 8:
+                props += f"<br>… {len(c.properties) - 8} more"
+            out.append(f"| {c.kind} | `{c.type}` | `{c.name}` | {props} |")
+    return "\n".join(out)
+
+
+def diff_revisions(repo: Path, base: str, head: str, stack: str) -> tuple[list[ResourceChange], str]:
+    with worktree(repo, base) as base_dir, worktree(repo, head) as head_dir:
+        changes = compare(plan_tree(base_dir, stack), plan_tree(head_dir, stack))
+    return changes, render_markdown(changes, stack, base, head)

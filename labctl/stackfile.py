@@ -1,0 +1,60 @@
+"""Read a ``Pulumi.<stack>.yaml`` the way the offline tools need it: config values, with secrets never decrypted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Stands in for every `secure:` value: an offline plan never decrypts anything. It satisfies the password rule so
+# that a stack with an encrypted dbPassword plans like the real one would.
+SECRET_PLACEHOLDER = "Offline#Secret0-placeholder"
+
+
+class StackFileError(ValueError):
+    pass
+
+
+def load_stack_config(path: Path | str) -> tuple[dict[str, str], list[str]]:
+    """Config map (full keys -> string values) and the secret keys of a stack settings file."""
+    path = Path(path)
+    if not path.exists():
+        raise StackFileError(
+            f"stack file {path} not found; create it with `pulumi stack init <name>` or pass --config FILE "
+            "(example: --config Pulumi.dev.yaml)"
+        )
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise StackFileError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
+        raise StackFileError(f"{path}: expected a mapping with a 'config:' section, like Pulumi.dev.yaml")
+    config: dict[str, str] = {}
+    secret: list[str] = []
+    for key, value in (doc.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[key] = SECRET_PLACEHOLDER
+            secret.append(key)
+        elif isinstance(value, str):
+            config[key] = value
+        elif isinstance(value, bool):
+            config[key] = "true" if value else "false"
+        else:
+            config[key] = json.dumps(value)
+    return config, secret
+
+
+def stack_file(project_dir: Path, stack: str) -> Path:
+    return Path(project_dir) / f"Pulumi.{stack}.yaml"
+
+
+def stacks_in(project_dir: Path) -> list[str]:
+    """Names of the stacks that have a settings file in ``project_dir``."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in Path(project_dir).glob("Pulumi.*.yaml"))
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON-able copy of a recorded value."""
+    return json.loads(json.dumps(value, default=str))
