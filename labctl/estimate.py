@@ -1,0 +1,392 @@
+"""What a plan costs per month, and how long its `pulumi up` takes: pure functions over a plan's resources.
+
+Both tables are data shipped with their sources (``labctl/data/prices.json``, ``labctl/data/durations.json``):
+every figure names the public page it comes from, what that page says and when it was read.
+
+``monthly_cost`` prices each resource of an offline plan against the price table, counting the Always Free
+allowances of one tenancy (two E2.1.Micro VMs, the A1 Flex OCPU/memory-hour pool, 200 GB of block volumes, one
+MySQL.Free DB system) in declaration order. ``price_instance`` and ``price_db_system`` are the same pricing for
+callers that have a shape rather than a plan (``labctl.preflight``).
+
+``critical_path`` walks the dependency DAG of the plan (dependencies and property dependencies; a dependency on a
+component resource waits for all of its children) and compares the longest chain with the physical limit of the
+lab: VCN -> private subnet -> DB system (-> connection check).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+INSTANCE = "oci:Core/instance:Instance"
+DB_SYSTEM = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
+VCN = "oci:Core/vcn:Vcn"
+SUBNET = "oci:Core/subnet:Subnet"
+DYNAMIC = "pulumi-python:dynamic:Resource"
+FREE_KEYS = ("e2_micro_instances", "a1_ocpu_hours", "a1_memory_gb_hours", "block_volume_gbs", "mysql_free_systems")
+
+
+@lru_cache(maxsize=1)
+def price_table() -> dict[str, Any]:
+    """The price table (``labctl/data/prices.json``)."""
+    return json.loads((DATA_DIR / "prices.json").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def duration_table() -> dict[str, Any]:
+    """The create-duration table (``labctl/data/durations.json``)."""
+    return json.loads((DATA_DIR / "durations.json").read_text(encoding="utf-8"))
+
+
+def hours_per_month() -> int:
+    return int(price_table()["hours_per_month"])
+
+
+def source_lines(table: Mapping[str, Any], ids: Iterable[str]) -> list[str]:
+    out = []
+    for sid in ids:
+        src = table["sources"][sid]
+        out.append(f"{src['url']} — {src['says']} (read {src['read_on']})")
+    return out
+
+
+# --- cost ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CostLine:
+    name: str
+    resource_type: str
+    item: str
+    quantity: float
+    unit: str
+    unit_price: float
+    monthly: float
+    free: bool
+    note: str = ""
+    blocked: bool = False  # over an Always-Free-only limit: OCI refuses to create it, no paid variant exists
+
+
+@dataclass
+class CostReport:
+    lines: list[CostLine]
+    total: float
+    currency: str = "USD"
+    sources: list[str] = field(default_factory=list)
+    hours_per_month: int = 744
+    unpriced: list[str] = field(default_factory=list)  # resources whose shape the table does not price
+
+    @property
+    def blocked(self) -> list[CostLine]:
+        return [ln for ln in self.lines if ln.blocked]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "currency": self.currency,
+            "hoursPerMonth": self.hours_per_month,
+            "lines": [asdict(ln) for ln in self.lines],
+            "unpriced": list(self.unpriced),
+            "sources": list(self.sources),
+        }
+
+
+class FreeTier:
+    """The Always Free allowances of one tenancy, consumed as resources are priced."""
+
+    def __init__(self, used: Mapping[str, float] | None = None) -> None:
+        table = price_table()["always_free"]
+        unknown = set(used or {}) - set(FREE_KEYS)
+        if unknown:
+            raise ValueError(f"unknown free-tier key(s) {sorted(unknown)}; known: {', '.join(FREE_KEYS)}")
+        self.limits = {k: float(table[k]) for k in FREE_KEYS}
+        self.used = {k: float((used or {}).get(k, 0.0)) for k in FREE_KEYS}
+
+    def remaining(self, key: str) -> float:
+        return max(0.0, self.limits[key] - self.used[key])
+
+    def take(self, key: str, amount: float) -> float:
+        """Consume up to ``amount`` of the allowance ``key``; return how much of it was free."""
+        free = min(amount, self.remaining(key))
+        self.used[key] += amount
+        return free
+
+
+def _line(
+    name: str, rtype: str, item: str, qty: float, unit: str, price: float, free_qty: float, note: str = ""
+) -> list[CostLine]:
+    """One priced quantity, split into a free and a paid line when an allowance covers part of it."""
+    lines = []
+    if free_qty > 0:
+        lines.append(CostLine(name, rtype, item, round(free_qty, 4), unit, price, 0.0, True, note or "Always Free"))
+    paid = qty - free_qty
+    if paid > 1e-9:
+        lines.append(CostLine(name, rtype, item, round(paid, 4), unit, price, round(paid * price, 2), False, note))
+    return lines
+
+
+def price_instance(
+    name: str,
+    shape: str,
+    ocpus: float | None,
+    memory_gbs: float | None,
+    boot_volume_gbs: float | None,
+    free: FreeTier,
+) -> tuple[list[CostLine], list[str]]:
+    """Monthly lines of one VM (compute + boot volume); second value: source ids used."""
+    table = price_table()
+    hours = hours_per_month()
+    spec = table["compute"].get(shape)
+    lines: list[CostLine] = []
+    sources: list[str] = []
+    if spec is None:
+        lines.append(
+            CostLine(name, INSTANCE, f"{shape} compute", 1, "instance", 0.0, 0.0, False, "not in the price table")
+        )
+    elif spec.get("always_free_only"):
+        sources += spec["sources"]
+        if free.take("e2_micro_instances", 1) >= 1:
+            lines.append(CostLine(name, INSTANCE, f"{shape} compute", 1, "instance", 0.0, 0.0, True, "Always Free"))
+        else:
+            lines.append(
+                CostLine(
+                    name,
+                    INSTANCE,
+                    f"{shape} compute",
+                    1,
+                    "instance",
+                    0.0,
+                    0.0,
+                    False,
+                    f"over the Always Free limit of {int(free.limits['e2_micro_instances'])} per tenancy; OCI refuses "
+                    "to create it and sells no paid E2.1.Micro: use a Flex shape",
+                    blocked=True,
+                )
+            )
+    else:
+        sources += spec["sources"]
+        o, m = float(ocpus or 1), float(memory_gbs or 6)
+        pool = spec.get("free_pool") == "a1"
+        free_o = free.take("a1_ocpu_hours", o * hours) if pool else 0.0
+        free_m = free.take("a1_memory_gb_hours", m * hours) if pool else 0.0
+        lines += _line(name, INSTANCE, f"{shape} OCPU", o * hours, "OCPU-hour", spec["ocpu_hour"], free_o)
+        lines += _line(name, INSTANCE, f"{shape} memory", m * hours, "GB-hour", spec["memory_gb_hour"], free_m)
+    bv = table["block_volume"]
+    sources += bv["sources"]
+    gbs = float(boot_volume_gbs or bv["default_boot_volume_gbs"])
+    free_gb = free.take("block_volume_gbs", gbs)
+    vpus = bv["default_vpus_per_gb"]
+    lines += _line(name, INSTANCE, "boot volume storage", gbs, "GB-month", bv["storage_gb_month"], free_gb)
+    lines += _line(
+        name,
+        INSTANCE,
+        f"boot volume performance ({vpus} VPU/GB)",
+        gbs,
+        "GB-month",
+        round(vpus * bv["vpu_gb_month"], 6),
+        free_gb,
+    )
+    return lines, sources
+
+
+def price_db_system(name: str, shape: str, storage_gbs: float, free: FreeTier) -> tuple[list[CostLine], list[str]]:
+    """Monthly lines of one MySQL HeatWave DB system; second value: source ids used."""
+    table = price_table()["mysql"]
+    hours = hours_per_month()
+    sources = list(table["sources"])
+    if shape == table["free_shape"]:
+        if free.take("mysql_free_systems", 1) >= 1:
+            return [
+                CostLine(name, DB_SYSTEM, f"{shape} DB system", 1, "DB system", 0.0, 0.0, True, "Always Free"),
+                CostLine(name, DB_SYSTEM, "DB storage", storage_gbs, "GB-month", 0.0, 0.0, True, "included (50 GB)"),
+            ], sources
+        return [
+            CostLine(
+                name,
+                DB_SYSTEM,
+                f"{shape} DB system",
+                1,
+                "DB system",
+                0.0,
+                0.0,
+                False,
+                f"over the Always Free limit of {int(free.limits['mysql_free_systems'])} MySQL.Free per tenancy; "
+                "OCI refuses to create it: use a paid shape (MySQL.2) or another tenancy",
+                blocked=True,
+            )
+        ], sources
+    m = re.match(table["ecpu_shape_pattern"], shape)
+    if not m:
+        return [
+            CostLine(name, DB_SYSTEM, f"{shape} DB system", 1, "DB system", 0.0, 0.0, False, "not in the price table")
+        ], sources
+    ecpus = int(m["ecpus"])
+    lines = _line(name, DB_SYSTEM, f"{shape} ECPU", ecpus * hours, "ECPU-hour", table["ecpu_hour"], 0.0)
+    lines += _line(name, DB_SYSTEM, "DB storage", storage_gbs, "GB-month", table["storage_gb_month"], 0.0)
+    return lines, sources
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def monthly_cost(resources: Sequence[Any], free_tier_used: Mapping[str, float] | None = None) -> CostReport:
+    """The monthly cost of a plan's resources (``labctl.offline.PlannedResource``) against the price table.
+
+    ``free_tier_used`` is what other stacks of the same tenancy already use of the Always Free allowances
+    (keys ``e2_micro_instances``, ``a1_ocpu_hours``, ``a1_memory_gb_hours``, ``block_volume_gbs``,
+    ``mysql_free_systems``); by default the tenancy is empty.
+    """
+    table = price_table()
+    free = FreeTier(free_tier_used)
+    free_types = set(table["free_resource_types"])
+    lines: list[CostLine] = []
+    source_ids: list[str] = list(table["always_free"]["sources"])
+    unpriced: list[str] = []
+    for r in resources:
+        if not getattr(r, "custom", True):
+            continue
+        props = r.props or {}
+        if r.resource_type == INSTANCE:
+            cfg = props.get("shapeConfig") or {}
+            boot = (props.get("sourceDetails") or {}).get("bootVolumeSizeInGbs")
+            new, ids = price_instance(
+                r.name,
+                str(props.get("shape", "")),
+                _num(cfg.get("ocpus")),
+                _num(cfg.get("memoryInGbs")),
+                _num(boot),
+                free,
+            )
+        elif r.resource_type == DB_SYSTEM:
+            storage = _num(props.get("dataStorageSizeInGb")) or 50.0
+            new, ids = price_db_system(r.name, str(props.get("shapeName", "")), storage, free)
+        elif r.resource_type in free_types:
+            new, ids = [CostLine(r.name, r.resource_type, "network", 1, "resource", 0.0, 0.0, True, "no charge")], []
+        else:
+            continue
+        lines += new
+        source_ids += ids
+        if any(ln.note == "not in the price table" for ln in new):
+            unpriced.append(f"{r.name} ({r.resource_type})")
+    total = round(sum(ln.monthly for ln in lines), 2)
+    return CostReport(
+        lines=lines,
+        total=total,
+        currency=table["currency"],
+        sources=source_lines(table, dict.fromkeys(source_ids)),
+        hours_per_month=hours_per_month(),
+        unpriced=unpriced,
+    )
+
+
+# --- critical path -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PathReport:
+    path: list[str]
+    seconds: float
+    serial_seconds: float
+    physical_limit_seconds: float
+    ratio: float
+    sources: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def create_seconds(resource_type: str) -> float:
+    """Typical create duration of one custom resource of ``resource_type``."""
+    table = duration_table()
+    spec = table["types"].get(resource_type)
+    return float(spec["seconds"]) if spec else float(table["default_custom_seconds"])
+
+
+def critical_path(resources: Sequence[Any]) -> PathReport:
+    """The longest create chain of a plan over its dependency DAG, its total, the serial total and the ratio to
+    the physical limit (VCN -> private subnet -> DB system -> connection check)."""
+    by_urn = {r.urn: r for r in resources}
+    children: dict[str, list[str]] = {}
+    for r in resources:
+        if r.parent in by_urn:
+            children.setdefault(r.parent, []).append(r.urn)
+
+    def deps(r: Any) -> list[str]:
+        found = list(r.dependencies or [])
+        for urns in (r.property_dependencies or {}).values():
+            found += urns
+        return [u for u in dict.fromkeys(found) if u in by_urn and u != r.urn]
+
+    # finish[urn] = (time the resource is done, the custom resource whose completion set that time, or None)
+    finish: dict[str, tuple[float, str | None]] = {}
+    via: dict[str, str | None] = {}  # custom resource -> the custom resource it waited for last
+    visiting: set[str] = set()
+
+    def done(urn: str) -> tuple[float, str | None]:
+        if urn in finish:
+            return finish[urn]
+        if urn in visiting:  # a cycle cannot happen in a real plan; do not recurse forever on a bad one
+            return 0.0, None
+        visiting.add(urn)
+        r = by_urn[urn]
+        start, last = 0.0, None
+        for d in deps(r):
+            t, who = done(d)
+            if who is not None and (last is None or t > start):
+                start, last = t, who
+        if r.custom:
+            via[urn] = last
+            result = (start + create_seconds(r.resource_type), urn)
+        else:  # a component is done when its own dependencies and all of its children are
+            result = (start, last)
+            for c in children.get(urn, []):
+                t, who = done(c)
+                if who is not None and (result[1] is None or t > result[0]):
+                    result = (t, who)
+        visiting.discard(urn)
+        finish[urn] = result
+        return result
+
+    for urn in by_urn:
+        done(urn)
+    customs = [r for r in resources if r.custom]
+    end, tail = 0.0, None
+    for r in customs:
+        t, _ = finish[r.urn]
+        if t > end or tail is None:
+            end, tail = t, r.urn
+    path: list[str] = []
+    while tail is not None:
+        path.append(by_urn[tail].name)
+        tail = via.get(tail)
+    path.reverse()
+    serial = sum(create_seconds(r.resource_type) for r in customs)
+
+    types = {r.resource_type for r in customs}
+    limit = 0.0
+    if VCN in types:
+        limit += create_seconds(VCN)
+    if SUBNET in types:
+        limit += create_seconds(SUBNET)
+    if DB_SYSTEM in types:
+        limit += create_seconds(DB_SYSTEM)
+    elif INSTANCE in types:
+        limit += create_seconds(INSTANCE)
+    if any(t.startswith("pulumi-python:dynamic") for t in types):
+        limit += create_seconds(DYNAMIC)
+    table = duration_table()
+    used_sources = {sid for t in types for sid in table["types"].get(t, {}).get("sources", [])}
+    return PathReport(
+        path=path,
+        seconds=end,
+        serial_seconds=serial,
+        physical_limit_seconds=limit,
+        ratio=round(end / limit, 3) if limit else 0.0,
+        sources=source_lines(table, sorted(used_sources)),
+    )
