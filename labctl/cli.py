@@ -41,6 +41,89 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_class(args: argparse.Namespace) -> tuple[list, object] | int:
+    """Roster + class config, every problem reported; EXIT_USAGE when anything is wrong."""
+    from labctl.roster import ClassConfigError, RosterError, check_students, load_class_config, load_roster
+
+    try:
+        roster = load_roster(args.roster)
+        cls = load_class_config(args.class_config)
+        check_students(roster.students, cls, roster.source)
+    except (RosterError, ClassConfigError) as e:
+        print(f"labctl class: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return roster.students, cls
+
+
+def _cmd_class_validate(args: argparse.Namespace) -> int:
+    loaded = _load_class(args)
+    if isinstance(loaded, int):
+        return loaded
+    students, _ = loaded
+    print(f"{args.roster}: {len(students)} students, all valid (stacks {students[0].stack} … {students[-1].stack})")
+    return EXIT_OK
+
+
+def _cmd_class_preflight(args: argparse.Namespace) -> int:
+    import json
+
+    from labctl.preflight import preflight, render_text
+
+    loaded = _load_class(args)
+    if isinstance(loaded, int):
+        return loaded
+    students, cls = loaded
+    report = preflight(students, cls)
+    print(json.dumps(report.to_dict(), indent=2) if args.format == "json" else render_text(report))
+    return EXIT_OK if report.verdict != "DOES NOT FIT" else EXIT_FAILED
+
+
+def _cmd_class_run(args: argparse.Namespace) -> int:
+    from labctl.classrun import ClassOptions, run_class, write_reports
+    from labctl.roster import student_config
+    from labctl.runners import AutomationRunner, OfflineRunner, StackJob
+
+    loaded = _load_class(args)
+    if isinstance(loaded, int):
+        return loaded
+    students, cls = loaded
+    only = None
+    if args.only:
+        only = frozenset(x.strip() for x in args.only.split(",") if x.strip())
+        unknown = sorted(only - {s.student_id for s in students})
+        if unknown:
+            print(
+                f"labctl class: --only names students not in {args.roster}: {', '.join(unknown)} "
+                f"(example: --only {students[0].student_id})",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    jobs = []
+    for s in students:
+        config, secret = student_config(cls, s)
+        jobs.append(StackJob(s.student_id, s.stack, config, tuple(secret), Path(args.project_dir)))
+    out_dir = Path(args.out_dir)
+    runner = OfflineRunner(plan_dir=out_dir / "plans") if args.offline else AutomationRunner()
+    opts = ClassOptions(args.action, out_dir, parallel=args.parallel, only=only, resume=args.resume)
+    result = run_class(jobs, runner, opts)
+    paths = write_reports(result, out_dir, title=f"oci-dblab class{' (offline)' if args.offline else ''}")
+    print(
+        f"{result.count('succeeded')} succeeded, {result.count('failed')} failed, {result.count('skipped')} "
+        f"skipped in {result.wall_seconds:.1f}s; reports: {', '.join(str(p) for p in paths)}"
+    )
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number; example: --parallel 4") from None
+    if not 1 <= n <= 32:
+        raise argparse.ArgumentTypeError(f"{n} is out of range 1..32; example: --parallel 4")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="labctl", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -58,6 +141,31 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--stack", default="dev")
     d.add_argument("--repo", default=".", help="git repository (default: the current directory)")
     d.set_defaults(func=_cmd_diff)
+
+    c = sub.add_parser("class", help="one stack per student from a roster CSV")
+    csub = c.add_subparsers(dest="verb", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("roster", help="CSV: student_id,name,email,ssh_public_key[,compartment_id][,admin_cidr]")
+        p.add_argument("--class-config", default="class.yaml", help="shared values (default: class.yaml)")
+        p.add_argument("--project-dir", default=str(REPO_ROOT), help=argparse.SUPPRESS)
+
+    v = csub.add_parser("validate", help="check every roster row and every student's config; deploy nothing")
+    common(v)
+    v.set_defaults(func=_cmd_class_validate)
+    pf = csub.add_parser("preflight", help="class totals vs Always Free and tenancy limits, cost, verdict")
+    common(pf)
+    pf.add_argument("--format", choices=("text", "json"), default="text")
+    pf.set_defaults(func=_cmd_class_preflight)
+    for action in ("up", "preview", "destroy", "status"):
+        r = csub.add_parser(action, help=f"pulumi {action} for every student's stack")
+        common(r)
+        r.add_argument("--parallel", type=_positive, default=4, help="stacks at once (default 4, OCI rate limits)")
+        r.add_argument("--only", help="comma-separated student ids")
+        r.add_argument("--resume", action="store_true", help="skip stacks already up to date (same config+program)")
+        r.add_argument("--offline", action="store_true", help="dry run: plan each stack offline, OCI mocked")
+        r.add_argument("--out-dir", default="class-run", help="logs, state and reports (default: class-run/)")
+        r.set_defaults(func=_cmd_class_run, action=action)
 
     return ap
 
