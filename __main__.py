@@ -5,6 +5,7 @@ import pulumi
 from components.compute import AppServer, AppServerArgs
 from components.config import load_config
 from components.database import Database, DatabaseArgs
+from components.envfile import EnvFile, EnvFileArgs
 from components.network import Network, NetworkArgs
 
 cfg = load_config()  # every bad value fails here, before any resource is declared
@@ -50,12 +51,40 @@ db = Database(
         storage_gbs=cfg.db_storage_gbs,
         admin_user=cfg.db_admin_user,
         admin_password=pulumi.Output.secret(cfg.db_password) if cfg.db_password else None,
+        app_user=cfg.db_app_user,
         backup_retention_days=cfg.db_backup_retention_days,
         deletion_protection=cfg.db_deletion_protection,
         name_prefix=cfg.name_prefix,
         tags=cfg.tags,
     ),
 )
+
+# The last hop: app user, .env on this machine and on the VM, and a check that the VM reaches the DB's private IP.
+if cfg.connection_check:
+    env = EnvFile(
+        "lab-env",
+        EnvFileArgs(
+            app_host=app.public_ip,
+            ssh_user=app.ssh_user,
+            db_host=db.private_ip,
+            db_port=db.port,
+            db_hostname=db.hostname,
+            db_name=cfg.db_name,
+            admin_user=db.admin_user,
+            admin_password=db.admin_password,
+            app_user=cfg.db_app_user,
+            app_password=db.app_password,
+            local_path=cfg.env_file_path,
+            remote_dir=app.app_dir,
+            ssh_private_key_path=cfg.ssh_private_key_path or "",
+            check_timeout_seconds=cfg.check_timeout_seconds,
+        ),
+    )
+    pulumi.export("envFile", {"local": env.path, "remote": env.remote_path})
+    pulumi.export("connectionCheck", env.check)
+else:
+    pulumi.log.warn("connectionCheck is false: no app user, no .env and no connection check were made")
+    pulumi.export("connectionCheck", {"ok": None, "skipped": True})
 
 ssh_key_hint = cfg.ssh_private_key_path or "~/.ssh/id_ed25519"
 pulumi.export("appPublicIp", app.public_ip)

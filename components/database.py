@@ -34,6 +34,7 @@ class DatabaseArgs:
     name_prefix: str
     tags: dict[str, str]
     admin_password: pulumi.Input[str] | None = None  # None: generate one
+    app_user: str | None = None  # least-privilege user for the app; its password is generated here
     backup_retention_days: int = 7
     deletion_protection: bool = False
 
@@ -54,6 +55,7 @@ class Database(pulumi.ComponentResource):
     engine: EngineSpec
     admin_user: str
     admin_password: pulumi.Output[str]
+    app_password: pulumi.Output[str] | None
     endpoint: DatabaseEndpoint
     private_ip: pulumi.Output[str]
     port: int
@@ -64,20 +66,10 @@ class Database(pulumi.ComponentResource):
         self.engine = ENGINES[args.engine]
         self.admin_user = args.admin_user
         if args.admin_password is None:
-            generated = random.RandomPassword(
-                f"{name}-admin-password",
-                length=24,
-                special=True,
-                override_special=GENERATED_PASSWORD_SPECIALS,
-                min_lower=2,
-                min_upper=2,
-                min_numeric=2,
-                min_special=2,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            self.admin_password = pulumi.Output.secret(generated.result)
+            self.admin_password = _generated_password(f"{name}-admin-password", self)
         else:
             self.admin_password = pulumi.Output.secret(args.admin_password)
+        self.app_password = _generated_password(f"{name}-app-password", self) if args.app_user else None
 
         self.endpoint = BUILDERS[args.engine](self, name, args)
         self.private_ip = self.endpoint.private_ip
@@ -92,6 +84,22 @@ class Database(pulumi.ComponentResource):
                 "adminPassword": self.admin_password,
             }
         )
+
+
+def _generated_password(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """A password that meets the MySQL HeatWave rule and survives shells, URLs and .env files."""
+    generated = random.RandomPassword(
+        name,
+        length=24,
+        special=True,
+        override_special=GENERATED_PASSWORD_SPECIALS,
+        min_lower=2,
+        min_upper=2,
+        min_numeric=2,
+        min_special=2,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return pulumi.Output.secret(generated.result)
 
 
 def _mysql_heatwave(db: Database, name: str, args: DatabaseArgs) -> DatabaseEndpoint:

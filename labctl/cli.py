@@ -103,9 +103,13 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
         config, secret = student_config(cls, s)
         jobs.append(StackJob(s.student_id, s.stack, config, tuple(secret), Path(args.project_dir)))
     out_dir = Path(args.out_dir)
-    runner = OfflineRunner(plan_dir=out_dir / "plans") if args.offline else AutomationRunner()
+    runner = OfflineRunner(plan_dir=out_dir / "plans", processes=args.parallel) if args.offline else AutomationRunner()
     opts = ClassOptions(args.action, out_dir, parallel=args.parallel, only=only, resume=args.resume)
-    result = run_class(jobs, runner, opts)
+    try:
+        result = run_class(jobs, runner, opts)
+    finally:
+        if isinstance(runner, OfflineRunner):
+            runner.close()
     paths = write_reports(result, out_dir, title=f"oci-dblab class{' (offline)' if args.offline else ''}")
     print(
         f"{result.count('succeeded')} succeeded, {result.count('failed')} failed, {result.count('skipped')} "

@@ -305,6 +305,8 @@ def create_seconds(resource_type: str) -> float:
     """Typical create duration of one custom resource of ``resource_type``."""
     table = duration_table()
     spec = table["types"].get(resource_type)
+    if spec is None and resource_type.startswith("pulumi-python:dynamic"):
+        spec = table["types"].get(DYNAMIC)  # dynamic resources: pulumi-python:dynamic/<module>:<Name>
     return float(spec["seconds"]) if spec else float(table["default_custom_seconds"])
 
 

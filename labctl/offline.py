@@ -11,6 +11,7 @@ secret.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import json
@@ -26,6 +27,7 @@ from typing import Any
 
 import pulumi
 from google.protobuf import struct_pb2
+from pulumi.output import Unknown
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
@@ -146,6 +148,18 @@ def secret_paths(value: Any, path: str = "") -> set[str]:
 
 
 REDACTED = "[secret]"
+UNKNOWN_MARKER = "[unknown until up]"
+
+
+def known_or_marker(value: Any) -> Any:
+    """``value`` with Pulumi's unknowns (values only known after a real ``up``) replaced by a readable marker."""
+    if isinstance(value, Unknown):
+        return UNKNOWN_MARKER
+    if isinstance(value, dict):
+        return {k: known_or_marker(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [known_or_marker(v) for v in value]
+    return value
 
 
 def redact(value: Any, paths: set[str], path: str = "") -> Any:
@@ -250,7 +264,14 @@ class OciMocks(mocks.Mocks):
             base = "Aa1" + "!" + _digest(self.stack, args.name, n=40)
             state.update({"result": base[:length], "bcryptHash": "$2a$10$" + _digest(args.name, n=53)})
         elif t.startswith("pulumi-python:dynamic"):
-            state.update({"path": inputs.get("localPath", ""), "check": {"ok": None, "offline": True}})
+            # the connection check cannot run offline: say so instead of inventing a result
+            state.update(
+                {
+                    "path": inputs.get("localPath", ""),
+                    "remotePath": f"{inputs.get('remoteDir', '')}/.env",
+                    "check": {"ok": None, "offline": True},
+                }
+            )
         return rid, state
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, list | None]:
@@ -393,6 +414,11 @@ def run_program(
     secret_outputs: set[str] = set()
 
     with _pulumi_config(config, list(secret_keys or [])):
+        # A fresh event loop per run: when a program fails, Pulumi leaves registrations in flight; on a shared
+        # loop they would run inside the next plan of this process and leak resources or errors into it.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        settings.SETTINGS.outputs.clear()  # output tasks a failed earlier run left behind (not reset by set_mocks)
         settings.ROOT.set(None)
         mocks.set_mocks(oci_mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor)
 
@@ -401,7 +427,7 @@ def run_program(
             outputs = dict(getattr(root, "outputs", {}) or {})
             for key, value in outputs.items():
                 out = pulumi.Output.from_input(value)
-                exported[key] = await out.future(with_unknowns=True)
+                exported[key] = known_or_marker(await out.future(with_unknowns=True))
                 if await out.is_secret():
                     secret_outputs.add(key)
 
@@ -413,6 +439,15 @@ def run_program(
             _sync_await(run_pulumi_func(program))
         except Exception as e:
             raise ProgramError(str(e), list(monitor.records)) from e
+        finally:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+            asyncio.set_event_loop(None)
+            settings.SETTINGS.outputs.clear()
 
     return Plan(
         stack=stack,

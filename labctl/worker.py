@@ -1,8 +1,8 @@
-"""Plan one stack of one source tree in this process and print the plan as JSON.
+"""Plan one stack of one source tree and return (or print) the plan as JSON.
 
-Run as ``python -m labctl.worker`` by ``labctl diff`` (two git revisions) and the offline class runner (one
-process per student). Only ``labctl.offline`` is imported before the program runs, so the ``components`` package
-comes from ``--project-dir``, not from the tree labctl lives in.
+``python -m labctl.worker`` is what ``labctl diff`` runs for each git revision: only ``labctl.offline`` is
+imported before the program runs, so ``components`` comes from ``--project-dir``, not from the tree labctl lives
+in. The offline class runner calls ``plan_doc`` in a pool of long-lived worker processes instead.
 """
 
 from __future__ import annotations
@@ -11,8 +11,34 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from labctl.offline import ProgramError, run_program
+
+
+def plan_doc(spec: dict[str, Any], stack: str, project_dir: Path | str, summary: bool = False) -> dict[str, Any]:
+    """Plan of one stack as a JSON-able dict (secrets redacted), or ``{"error": ...}`` when the program fails.
+
+    ``spec``: ``{"config": {...}, "secretKeys": [...], "failTypes": {...}}`` (failTypes: fault injection).
+    """
+    try:
+        plan = run_program(
+            spec["config"],
+            spec.get("secretKeys", []),
+            stack=stack,
+            project_dir=project_dir,
+            fail_types=spec.get("failTypes"),
+        )
+    except ProgramError as e:
+        return {"error": str(e), "stack": stack}
+    doc = plan.to_dict()
+    if summary:
+        from labctl.estimate import monthly_cost
+
+        doc["monthlyCost"] = round(monthly_cost(plan.resources).total, 2)
+        check = plan.outputs.get("connectionCheck")
+        doc["check"] = check if isinstance(check, dict) else None
+    return doc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,27 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--summary", action="store_true", help="also print the monthly cost estimate")
     args = ap.parse_args(argv)
-    spec = json.loads(Path(args.config_json).read_text())
-    try:
-        plan = run_program(
-            spec["config"],
-            spec.get("secretKeys", []),
-            stack=args.stack,
-            project_dir=args.project_dir,
-            fail_types=spec.get("failTypes"),
-        )
-    except ProgramError as e:
-        json.dump({"error": str(e), "stack": args.stack}, sys.stdout)
-        return 3
-    doc = plan.to_dict()
-    if args.summary:
-        from labctl.estimate import monthly_cost
-
-        doc["monthlyCost"] = round(monthly_cost(plan.resources).total, 2)
-        check = plan.outputs.get("connectionCheck")
-        doc["check"] = check if isinstance(check, dict) else None
+    doc = plan_doc(json.loads(Path(args.config_json).read_text()), args.stack, args.project_dir, args.summary)
     json.dump(doc, sys.stdout, default=str)
-    return 0
+    return 3 if "error" in doc else 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ IGW = "oci:Core/internetGateway:InternetGateway"
 INSTANCE = "oci:Core/instance:Instance"
 DBSYS = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
 PASSWORD = "random:index/randomPassword:RandomPassword"
+ENVFILE = "pulumi-python:dynamic/dblab:EnvFile"
 NETWORK, APP, DB = "oci-dblab:network:Network", "oci-dblab:compute:AppServer", "oci-dblab:database:Database"
 
 EXPECTED = {
@@ -33,7 +34,9 @@ EXPECTED = {
     (SUBNET, "lab-private-subnet"): NETWORK,
     (INSTANCE, "lab-vm"): APP,
     (PASSWORD, "lab-admin-password"): DB,
+    (PASSWORD, "lab-app-password"): DB,
     (DBSYS, "lab-mysql"): DB,
+    (ENVFILE, "lab-env"): None,
 }
 
 
@@ -165,14 +168,16 @@ def closure(plan: Plan, r: PlannedResource) -> set[str]:
 def test_app_and_database_do_not_wait_for_each_other(plan):
     vm, db = named(plan, "lab-vm"), named(plan, "lab-mysql")
     app_side = {vm.urn} | {c.urn for c in plan.resources if c.resource_type == APP}
-    db_side = {db.urn, named(plan, "lab-admin-password").urn} | {c.urn for c in plan.resources if c.resource_type == DB}
+    db_side = {db.urn, named(plan, "lab-admin-password").urn, named(plan, "lab-app-password").urn} | {
+        c.urn for c in plan.resources if c.resource_type == DB
+    }
     assert not closure(plan, vm) & db_side
     assert not closure(plan, db) & app_side
     assert named(plan, "lab-private-subnet").urn in closure(plan, db)
     assert named(plan, "lab-public-subnet").urn in closure(plan, vm)
 
 
-def test_tags_on_every_oci_resource(plan):
+def test_tags_on_every_oci_resource(plan):  # (EnvFile and RandomPassword are not OCI resources)
     for r in plan.resources:
         if r.resource_type.startswith("oci:"):
             assert r.props["freeformTags"] == {"project": "oci-dblab", "stack": "dev", "student": "a23-042"}, r.name
@@ -197,6 +202,8 @@ def test_exports(plan):
         "dbAdminPassword",
         "sshCommand",
         "vcnId",
+        "envFile",
+        "connectionCheck",
     }
     assert out["dbPrivateIp"].startswith("10.0.1.") and out["appPrivateIp"].startswith("10.0.0.")
     assert out["dbHostname"] == "mysql.priv.labvcn.oraclevcn.com"
@@ -205,9 +212,37 @@ def test_exports(plan):
     assert out["vcnId"] == named(plan, "lab-vcn").id
 
 
+def test_envfile_gets_the_tiers_outputs_and_secret_passwords(plan):
+    env = named(plan, "lab-env")
+    vm, db = named(plan, "lab-vm"), named(plan, "lab-mysql")
+    p = env.props
+    assert (p["appHost"], p["sshUser"]) == (vm.outputs["publicIp"], "opc")
+    assert (p["dbHost"], p["dbPort"]) == (db.outputs["ipAddress"], 3306)
+    assert p["dbHostname"] == "mysql.priv.labvcn.oraclevcn.com"
+    assert (p["dbName"], p["adminUser"], p["appUser"]) == ("lab", "admin", "lab_app")
+    assert p["adminPassword"] == named(plan, "lab-admin-password").outputs["result"]
+    assert p["appPassword"] == named(plan, "lab-app-password").outputs["result"]
+    assert p["adminPassword"] != p["appPassword"]
+    assert {"adminPassword", "appPassword", "__provider"} <= env.secret_paths
+    assert {"adminPassword", "appPassword"} <= set(env.additional_secret_outputs)
+    assert (p["localPath"], p["remoteDir"], p["checkTimeoutSeconds"]) == (".env", "/home/opc/app", 600)
+    assert p["providerVersion"]
+    # it waits for both tiers (through their outputs), and nothing waits for it
+    assert vm.urn in closure(plan, env) and db.urn in closure(plan, env)
+    assert not any(env.urn in closure(plan, r) for r in plan.resources if r.urn != env.urn)
+    assert plan.outputs["envFile"]["local"] == ".env"
+
+
+def test_connection_check_can_be_turned_off():
+    p = plan_of(connectionCheck="false")
+    assert not p.by_type(ENVFILE) and len(p.by_type(PASSWORD)) == 2
+    assert p.outputs["connectionCheck"] == {"ok": None, "skipped": True}
+    assert any("connectionCheck is false" in w for w in p.warnings)
+
+
 def test_given_password_is_used_as_secret_and_nothing_is_generated():
     p = plan_of(secret=("dbPassword",), dbPassword="Str0ng#Passw0rd")
-    assert not p.by_type(PASSWORD)
+    assert [r.name for r in p.by_type(PASSWORD)] == ["lab-app-password"]
     db = named(p, "lab-mysql")
     assert db.props["adminPassword"] == "Str0ng#Passw0rd" and "adminPassword" in db.secret_paths
     assert "dbAdminPassword" in p.secret_outputs

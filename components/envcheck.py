@@ -1,0 +1,878 @@
+"""The EnvFile provider's logic, in plain functions: .env rendering, the connection check and its diagnosis.
+
+Nothing here imports Pulumi. ``components/envfile.py`` turns resource properties into a ``CheckRequest`` and
+calls ``run_check``; the tests call the same functions against real servers on loopback.
+
+The check, from the app VM's side of the network
+-------------------------------------------------
+1. **SSH hop** — this machine → ``appHost:sshPort`` (the VM's public IP) as ``sshUser`` with the private key at
+   ``sshPrivateKeyPath``. Only the key's *path* is ever a resource property; paramiko reads the key file.
+2. **Forward hop** — sshd on the VM opens a ``direct-tcpip`` channel to ``dbHost:dbPort`` (the DB's private
+   IP). The TCP connection to the DB therefore starts *on the VM*, exactly like the app's would, so it exercises
+   the private subnet's security list and route table.
+3. **MySQL hop** — pymysql speaks to the DB through that channel with TLS required. The admin session creates
+   the lab database and the least-privilege app user; a second session *as the app user* runs ``SELECT 1``,
+   reads the server version, ``CURRENT_USER()`` and the TLS cipher, and creates and drops a table.
+
+pymysql is handed one end of a ``socket.socketpair()``; a small pump thread copies bytes between the other end
+and the SSH channel. That gives pymysql a real socket (so ``ssl.wrap_socket`` works) without opening any
+listening port on this machine that another local process could connect to.
+
+Host keys: trust on first use, in a file of our own
+---------------------------------------------------
+A VM created a minute ago has a host key nobody could have known in advance, so strict checking against
+``~/.ssh/known_hosts`` would always fail and turning checking off would accept anyone. The check keeps its own
+known-hosts file, ``.dblab_known_hosts`` next to the local ``.env``: the first connection to ``host:port``
+records the key (paramiko ``AutoAddPolicy``), every later connection must present the same key, and a change
+fails fast with a message saying which file and line to remove if the VM was rebuilt. ``~/.ssh/known_hosts`` is
+neither read nor written. Deleting the EnvFile forgets that host's entry, so a destroy/up cycle that reuses the
+public IP starts over cleanly.
+
+Retries and diagnosis
+---------------------
+Failures while sshd or the DB is still coming up (refused, timed out, no banner, lost handshake) are retried
+with capped exponential backoff and jitter until ``timeout_s``; the last failure is then reported with "after N
+attempts in T s". Failures a retry cannot fix (host key changed, key rejected, access denied, TLS missing or
+broken, missing privileges) are reported at once. Every message names the hop, what failed and the lab concept
+to look at (security list, admin CIDR, key, credentials, TLS). Passwords never appear in any message: each one
+is built from fixed text plus exception text passed through ``redact``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import os
+import posixpath
+import random
+import re
+import select
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import paramiko
+import pymysql
+
+T = TypeVar("T")
+
+DOTENV_KEYS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "DB_HOSTNAME", "DB_SSL_MODE")
+SSL_MODES = ("REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
+DEFAULT_SSH_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
+KNOWN_HOSTS_NAME = ".dblab_known_hosts"
+REMOTE_ENV_NAME = ".env"
+# What the app needs inside its own database, and nothing outside it (no ALL, no GRANT OPTION, no FILE...).
+APP_PRIVILEGES = (
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "CREATE",
+    "DROP",
+    "INDEX",
+    "ALTER",
+    "CREATE TEMPORARY TABLES",
+    "LOCK TABLES",
+    "REFERENCES",
+)
+# MySQL/MariaDB user names are at most 32 characters; database names at most 64. We accept a safe subset only,
+# which is what makes the backtick/quote interpolation in app_user_statements safe.
+USER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
+DB_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# python-dotenv (and docker compose, and most others) expand ${NAME} even inside quotes, with no escape.
+DOTENV_INTERPOLATION_RE = re.compile(r"\$\{[^}]*\}")
+
+ATTEMPT_CAP_S = 20.0  # no single attempt (connect + SQL + SFTP) may take longer than this
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 8.0
+
+MYSQL_ACCESS_DENIED = 1045
+MYSQL_DB_ACCESS_DENIED = 1044
+MYSQL_TABLE_ACCESS_DENIED = 1142
+MYSQL_NEED_PRIVILEGE = 1227
+MYSQL_HOST_NOT_ALLOWED = 1130
+MYSQL_TOO_MANY_CONNECTIONS = 1040
+CR_CONN_HOST_ERROR = 2003
+CR_SERVER_GONE = 2006
+CR_SERVER_LOST = 2013
+CR_SSL_CONNECTION_ERROR = 2026
+
+
+# --- .env rendering ---------------------------------------------------------------------------------------
+
+
+def quote_dotenv_value(value: str) -> str:
+    """Single-quote ``value`` for a .env file: backslash and single quote are escaped, nothing else is special.
+
+    python-dotenv decodes exactly ``\\\\`` and ``\\'`` inside single quotes, so every other character (``#``,
+    ``$``, ``"``, ``=``, spaces, newlines) survives as itself. ``${...}`` cannot be escaped in any dotenv dialect
+    that interpolates, so such values are refused (see ``dotenv_problem``).
+    """
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def dotenv_problem(key: str, value: str) -> str | None:
+    """Why ``value`` cannot be written under ``key`` (the value itself is never quoted back), or None."""
+    if DOTENV_INTERPOLATION_RE.search(value):
+        return (
+            f"{key} contains '${{…}}', which dotenv parsers expand as a variable even inside quotes; "
+            "use a value without '${' (for generated passwords, leave '$' or '{' out of the special characters)"
+        )
+    if "\x00" in value:
+        return f"{key} contains a NUL character, which no .env file can carry"
+    return None
+
+
+def render_dotenv(values: Mapping[str, str]) -> str:
+    """The .env text for ``values`` (insertion order kept), one ``KEY='value'`` line each, with a header."""
+    lines = ["# Written by oci-dblab (EnvFile). Holds the app user's password: keep it mode 0600, never commit it."]
+    for key, value in values.items():
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
+            raise ValueError(f"invalid .env key {key!r}")
+        problem = dotenv_problem(key, value)
+        if problem:
+            raise ValueError(problem)
+        lines.append(f"{key}={quote_dotenv_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def env_values(
+    *,
+    db_host: str,
+    db_port: int,
+    db_name: str,
+    app_user: str,
+    app_password: str,
+    db_hostname: str,
+    ssl_mode: str,
+) -> dict[str, str]:
+    """The seven DB_* settings the app reads, in a stable order. DB_USER is the app user, never the admin."""
+    return {
+        "DB_HOST": db_host,
+        "DB_PORT": str(db_port),
+        "DB_NAME": db_name,
+        "DB_USER": app_user,
+        "DB_PASSWORD": app_password,
+        "DB_HOSTNAME": db_hostname,
+        "DB_SSL_MODE": ssl_mode,
+    }
+
+
+# --- files --------------------------------------------------------------------------------------------------
+
+
+def write_private_file(path: Path, content: str) -> Path:
+    """Atomically replace ``path`` with ``content``, mode 0600 from the first byte (temp file + rename)."""
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # created 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def remove_file(path: Path) -> bool:
+    """Delete ``path`` if it exists; True when something was removed."""
+    try:
+        path.expanduser().unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def known_hosts_path(local_env_path: str | os.PathLike[str]) -> Path:
+    """The project-local known-hosts file: next to the local .env (see the module docstring)."""
+    return Path(local_env_path).expanduser().resolve().parent / KNOWN_HOSTS_NAME
+
+
+def resolve_key_paths(configured: str) -> list[str]:
+    """The private key file(s) to offer: ``configured`` if set, else whichever default keys exist."""
+    if configured:
+        return [str(Path(configured).expanduser())]
+    return [str(Path(p).expanduser()) for p in DEFAULT_SSH_KEYS if Path(p).expanduser().is_file()]
+
+
+def host_key_name(host: str, port: int) -> str:
+    """The known_hosts spelling of host:port (OpenSSH and paramiko agree on it)."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def forget_host_key(known_hosts: Path, host: str, port: int) -> bool:
+    """Drop ``host:port`` from our known-hosts file; True when an entry was removed."""
+    if not known_hosts.is_file():
+        return False
+    name = host_key_name(host, port)
+    lines = known_hosts.read_text().splitlines(keepends=True)
+    kept = [ln for ln in lines if name not in ln.split(" ", 1)[0].split(",")]
+    if len(kept) == len(lines):
+        return False
+    write_private_file(known_hosts, "".join(kept))
+    return True
+
+
+# --- the request and the report -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    host: str
+    port: int
+    user: str
+    key_paths: tuple[str, ...]
+    known_hosts: Path
+
+    def describe(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class DbTarget:
+    host: str  # private IP, as seen from the VM
+    port: int
+    hostname: str  # FQDN, used for TLS identity checks (VERIFY_IDENTITY)
+    ssl_mode: str = "REQUIRED"
+    ssl_ca: str = ""  # CA bundle path for VERIFY_*; "" means the system trust store
+
+
+@dataclass(frozen=True, repr=False)
+class Accounts:
+    db_name: str
+    admin_user: str
+    admin_password: str
+    app_user: str
+    app_password: str
+    previous_app_user: str | None = None  # dropped when the app user is renamed
+
+    def __repr__(self) -> str:  # never show the passwords, even in a debugger or traceback
+        return f"Accounts(db_name={self.db_name!r}, admin_user={self.admin_user!r}, app_user={self.app_user!r})"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.admin_password, self.app_password)
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    ssh: SshTarget
+    db: DbTarget
+    accounts: Accounts
+    timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    server_version: str
+    current_user: str
+    latency_ms: float
+    tls_version: str
+    tls_cipher: str
+    attempts: int
+    elapsed_ms: float
+    checked_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+
+    def as_output(self) -> dict[str, object]:
+        """The resource's ``check`` output (camelCase, no secrets)."""
+        return {
+            "ok": True,
+            "serverVersion": self.server_version,
+            "currentUser": self.current_user,
+            "latencyMs": self.latency_ms,
+            "checkedAt": self.checked_at,
+            "tls": {"version": self.tls_version, "cipher": self.tls_cipher},
+            "attempts": self.attempts,
+            "elapsedMs": self.elapsed_ms,
+        }
+
+
+# --- diagnosis ----------------------------------------------------------------------------------------------
+
+HOP_SSH = "ssh"
+HOP_FORWARD = "forward"
+HOP_ADMIN = "mysql-admin"
+HOP_APP = "mysql-app"
+HOP_SFTP = "sftp"
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    hop: str
+    cause: str  # short machine-readable cause: refused, timeout, auth, host-key, access-denied, tls, ...
+    retryable: bool
+    message: str
+
+
+class CheckFailed(Exception):
+    """The check failed; ``str()`` is the one clear message for the user (no secrets)."""
+
+    def __init__(self, diagnosis: Diagnosis, attempts: int, elapsed_s: float, timed_out: bool) -> None:
+        self.diagnosis = diagnosis
+        self.attempts = attempts
+        self.elapsed_s = elapsed_s
+        self.timed_out = timed_out
+        if timed_out:
+            suffix = f" (gave up after {attempts} attempts in {elapsed_s:.1f} s; checkTimeoutSeconds bounds this)"
+        else:
+            suffix = f" (attempt {attempts}, {elapsed_s:.1f} s; not retried: waiting cannot fix this)"
+        super().__init__(diagnosis.message + suffix)
+
+
+class TlsNotNegotiated(Exception):
+    """The session is up but not encrypted (a server that ignored the TLS request)."""
+
+
+class _HopError(Exception):
+    def __init__(self, hop: str, error: BaseException) -> None:
+        super().__init__(hop)
+        self.hop = hop
+        self.error = error
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every non-empty secret (and its repr-escaped form) replaced by ***."""
+    for s in sorted((s for s in secrets if s), key=len, reverse=True):
+        for form in {s, repr(s)[1:-1], s.replace("'", "\\'")}:
+            text = text.replace(form, "***")
+    return text
+
+
+def _mysql_code(exc: BaseException) -> int | None:
+    if isinstance(exc, pymysql.MySQLError) and exc.args and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return None
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    if isinstance(exc, (ssl.SSLError, ssl.CertificateError, TlsNotNegotiated)):
+        return True
+    original = getattr(exc, "original_exception", None)
+    return isinstance(original, (ssl.SSLError, ssl.CertificateError))
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    if isinstance(exc, TimeoutError):  # socket.timeout is an alias since 3.10
+        return True
+    text = str(exc).lower()
+    return "timed out" in text or "timeout" in text
+
+
+def diagnose(hop: str, exc: BaseException, req: CheckRequest) -> Diagnosis:
+    """Turn a failure at ``hop`` into one message naming the hop, the cause and the lab concept to check."""
+    ssh, db, acc = req.ssh, req.db, req.accounts
+    detail = redact(f"{type(exc).__name__}: {exc}", acc.secrets)
+    ssh_hop = f"SSH hop (this machine → app VM {ssh.describe()})"
+    fwd_hop = f"forward hop (app VM → DB private IP {db.host}:{db.port})"
+    ssh_concepts = (
+        f"Check that the public subnet's security list allows TCP {ssh.port} from adminCidr (your public IP "
+        "as /32, e.g. 203.0.113.7/32), that appHost is the VM's public IP, that the public route table sends "
+        "0.0.0.0/0 to the internet gateway, and that the VM has finished booting"
+    )
+    fwd_concepts = (
+        f"The private subnet's security list must allow TCP {db.port} from the app (public) subnet CIDR, the DB "
+        f"must be ACTIVE and listening on {db.port}, and dbHost must be its private IP"
+    )
+
+    def d(cause: str, retryable: bool, message: str) -> Diagnosis:
+        return Diagnosis(hop, cause, retryable, f"{message} [{detail}]")
+
+    if hop == HOP_SSH:
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return d(
+                "host-key",
+                False,
+                f"{ssh_hop}: the host key differs from the one recorded on first use in {ssh.known_hosts}. If the "
+                f"VM was rebuilt, delete the line for {host_key_name(ssh.host, ssh.port)} in that file; otherwise "
+                "something else answers on that IP — do not continue",
+            )
+        if isinstance(exc, paramiko.PasswordRequiredException):
+            return d(
+                "key",
+                False,
+                f"{ssh_hop}: the private key in sshPrivateKeyPath is passphrase-protected; load it into ssh-agent "
+                "(ssh-add) or point sshPrivateKeyPath at an unencrypted lab key",
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            keys = ", ".join(ssh.key_paths) or "(no key file found)"
+            return d(
+                "auth",
+                False,
+                f"{ssh_hop}: the VM rejected the key ({keys}). sshPrivateKeyPath must be the private half of the "
+                f"sshPublicKey the VM was created with, and sshUser must be the image's user ('{ssh.user}')",
+            )
+        if isinstance(exc, socket.gaierror):
+            return d("dns", False, f"{ssh_hop}: appHost '{ssh.host}' does not resolve; use the VM's public IP")
+        if isinstance(exc, (ConnectionRefusedError, paramiko.ssh_exception.NoValidConnectionsError)):
+            return d("refused", True, f"{ssh_hop}: connection refused (nothing listening yet?). {ssh_concepts}")
+        if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return d("unreachable", True, f"{ssh_hop}: host unreachable. {ssh_concepts}")
+        if _is_timeout(exc) or "banner" in str(exc).lower():
+            return d("timeout", True, f"{ssh_hop}: timed out (packets dropped or sshd not ready). {ssh_concepts}")
+        return d("ssh", True, f"{ssh_hop}: SSH failed. {ssh_concepts}")
+
+    if hop == HOP_FORWARD:
+        prohibited = paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        if isinstance(exc, paramiko.ChannelException) and exc.code == prohibited:
+            return d(
+                "forward-prohibited",
+                False,
+                f"{fwd_hop}: sshd on the VM refuses TCP forwarding; set AllowTcpForwarding yes in its sshd_config",
+            )
+        if isinstance(exc, paramiko.ChannelException):
+            cause = "timeout" if _is_timeout(exc) else "refused"
+            return d(cause, True, f"{fwd_hop}: the VM could not reach the DB ({exc.text}). {fwd_concepts}")
+        if _is_timeout(exc):
+            return d("timeout", True, f"{fwd_hop}: timed out (packets dropped?). {fwd_concepts}")
+        return d("forward", True, f"{fwd_hop}: the SSH session broke while opening the tunnel. {fwd_concepts}")
+
+    if hop == HOP_SFTP:
+        return d(
+            "sftp",
+            False,
+            f"SFTP to {ssh.describe()}: could not write the .env into the app directory; check that the remote "
+            f"directory is writable by '{ssh.user}' (cloud-init creates it on first boot)",
+        )
+
+    # MySQL hops: admin (create DB + user) or app (the check proper)
+    who = acc.admin_user if hop == HOP_ADMIN else acc.app_user
+    db_hop = f"MySQL hop (login as '{who}' to {db.host}:{db.port} over the tunnel, TLS {db.ssl_mode})"
+    code = _mysql_code(exc)
+    if _is_tls_error(exc) or code == CR_SSL_CONNECTION_ERROR:
+        why = (
+            "the server does not offer TLS"
+            if isinstance(exc, TlsNotNegotiated) or code == CR_SSL_CONNECTION_ERROR
+            else "the TLS handshake failed"
+        )
+        return d(
+            "tls",
+            False,
+            f"{db_hop}: {why}. TLS settings: the lab requires an encrypted session (sslMode {db.ssl_mode}); the DB "
+            "must have TLS enabled, and for VERIFY_CA/VERIFY_IDENTITY the CA bundle must match the server "
+            f"certificate and, for VERIFY_IDENTITY, its name must be {db.hostname}",
+        )
+    if code == MYSQL_ACCESS_DENIED:
+        if hop == HOP_ADMIN:
+            what = "check dbAdminUser and dbPassword (the DB system's admin credentials)"
+        else:
+            what = "the app user's password was just set by this provider; was it changed by someone else meanwhile?"
+        return d("access-denied", False, f"{db_hop}: access denied — credentials: {what}")
+    if code == MYSQL_HOST_NOT_ALLOWED:
+        return d("host-not-allowed", False, f"{db_hop}: '{who}' may not log in from the app VM's address")
+    if code in (MYSQL_DB_ACCESS_DENIED, MYSQL_TABLE_ACCESS_DENIED, MYSQL_NEED_PRIVILEGE):
+        fix = (
+            "the admin user needs CREATE USER and GRANT OPTION to create the app user"
+            if hop == HOP_ADMIN
+            else f"the app user must be able to create and drop tables in '{acc.db_name}'"
+        )
+        return d("privileges", False, f"{db_hop}: missing privilege — {fix}")
+    if code in (CR_CONN_HOST_ERROR, CR_SERVER_GONE, CR_SERVER_LOST, MYSQL_TOO_MANY_CONNECTIONS) or isinstance(
+        exc, (OSError, EOFError)
+    ):
+        return d("not-ready", True, f"{db_hop}: the DB dropped the connection (still starting?). {fwd_concepts}")
+    return d("sql", False, f"{db_hop}: the DB refused a statement")
+
+
+# --- SSH, tunnel, MySQL -------------------------------------------------------------------------------------
+
+
+def open_ssh(target: SshTarget, timeout: float) -> paramiko.SSHClient:
+    """An authenticated SSH session to ``target``, host key checked against our own known-hosts file."""
+    sock = socket.create_connection((target.host, target.port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small SSH packets: no Nagle/delayed-ACK stalls
+    client = paramiko.SSHClient()
+    try:
+        if not target.known_hosts.exists():
+            write_private_file(target.known_hosts, "")
+        client.load_host_keys(str(target.known_hosts))
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        if not target.key_paths and not os.environ.get("SSH_AUTH_SOCK"):
+            raise paramiko.AuthenticationException("no private key file and no ssh-agent")
+        client.connect(
+            target.host,
+            port=target.port,
+            username=target.user,
+            key_filename=list(target.key_paths) or None,
+            look_for_keys=False,
+            allow_agent=bool(os.environ.get("SSH_AUTH_SOCK")),
+            sock=sock,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            channel_timeout=timeout,
+        )
+    except paramiko.SSHException as exc:
+        client.close()
+        sock.close()
+        if "No existing session" in str(exc):  # paramiko's way of saying negotiation outlived `timeout`
+            raise TimeoutError(f"SSH negotiation did not finish within {timeout:.1f} s") from None
+        raise
+    except BaseException:
+        client.close()
+        sock.close()
+        raise
+    return client
+
+
+class _Pump:
+    """Copies bytes between one end of a socketpair and an SSH channel until either side closes."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+        self.outer, self.inner = socket.socketpair()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="dblab-tunnel", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([self.inner, self.channel], [], [], 0.2)
+                if self.inner in ready:
+                    data = self.inner.recv(65536)
+                    if not data:
+                        break
+                    self.channel.sendall(data)
+                if self.channel in ready:
+                    data = self.channel.recv(65536)
+                    if not data:
+                        break
+                    self.inner.sendall(data)
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+        finally:
+            self.channel.close()
+            self.inner.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.outer.close()  # the pump sees EOF at once instead of waiting out its select() timeout
+        self.thread.join(timeout=2)
+
+
+class Tunnel:
+    """TCP connections from the VM to the DB, each one a local socket that pymysql can wrap in TLS."""
+
+    def __init__(self, client: paramiko.SSHClient) -> None:
+        transport = client.get_transport()
+        if transport is None or not transport.is_active():
+            raise paramiko.SSHException("SSH session is not active")
+        self.transport = transport
+        self._pumps: list[_Pump] = []
+
+    def connect(self, host: str, port: int, timeout: float) -> socket.socket:
+        channel = self.transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
+        pump = _Pump(channel)
+        self._pumps.append(pump)
+        return pump.outer
+
+    def close(self) -> None:
+        for pump in self._pumps:
+            pump.close()
+        self._pumps.clear()
+
+
+def tls_context(db: DbTarget) -> ssl.SSLContext:
+    """REQUIRED: encrypted, certificate not verified. VERIFY_CA: chain checked. VERIFY_IDENTITY: chain + name."""
+    if db.ssl_mode == "REQUIRED":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context(cafile=db.ssl_ca or None)
+        ctx.check_hostname = db.ssl_mode == "VERIFY_IDENTITY"
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def mysql_over(
+    sock: socket.socket, db: DbTarget, user: str, password: str, database: str | None, timeout: float
+) -> pymysql.Connection:
+    """Log in over an existing socket with TLS required; raise TlsNotNegotiated for a plaintext session."""
+    conn = pymysql.Connection(
+        host=db.hostname or db.host,  # only used as the TLS server name (VERIFY_IDENTITY)
+        port=db.port,
+        user=user,
+        password=password.encode("utf-8"),
+        database=database,
+        ssl=tls_context(db),
+        connect_timeout=max(1, int(timeout)),
+        read_timeout=timeout,
+        write_timeout=timeout,
+        autocommit=True,
+        defer_connect=True,
+        charset="utf8mb4",
+    )
+    conn.connect(sock=sock)
+    try:
+        tls = session_tls(conn)
+        if not tls[1]:
+            raise TlsNotNegotiated("session is not encrypted")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def session_tls(conn: pymysql.Connection) -> tuple[str, str]:
+    """(TLS version, cipher) of this session as the server reports them; cipher is '' when unencrypted."""
+    with conn.cursor() as cur:
+        cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
+        status = {str(k): str(v) for k, v in cur.fetchall()}
+    return status.get("Ssl_version", ""), status.get("Ssl_cipher", "")
+
+
+def _account(user: str) -> str:
+    if not USER_NAME_RE.match(user):
+        raise ValueError("invalid MySQL user name")
+    return f"'{user}'@'%%'"  # '%' (any host) doubled: statements are pymysql format strings
+
+
+def _database(name: str) -> str:
+    if not DB_NAME_RE.match(name):
+        raise ValueError("invalid database name")
+    return f"`{name}`"
+
+
+def app_user_statements(acc: Accounts) -> list[tuple[str, tuple[str, ...]]]:
+    """The admin's SQL for the lab database and the app user, as (statement, params) pairs.
+
+    Idempotent: re-running converges (password reset, grants reset to exactly APP_PRIVILEGES on the lab
+    database, TLS required for the account). Names are validated and quoted; the password is a bound parameter.
+    Each statement is a pymysql format string (a literal percent sign is written ``%%``).
+    """
+    user, database = _account(acc.app_user), _database(acc.db_name)
+    privileges = ", ".join(APP_PRIVILEGES)
+    statements: list[tuple[str, tuple[str, ...]]] = []
+    if acc.previous_app_user and acc.previous_app_user not in (acc.app_user, acc.admin_user):
+        statements.append((f"DROP USER IF EXISTS {_account(acc.previous_app_user)}", ()))
+    statements += [
+        (f"CREATE DATABASE IF NOT EXISTS {database}", ()),
+        (f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY %s REQUIRE SSL", (acc.app_password,)),
+        (f"ALTER USER {user} IDENTIFIED BY %s REQUIRE SSL", (acc.app_password,)),
+        (f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {user}", ()),
+        (f"GRANT {privileges} ON {database}.* TO {user}", ()),
+    ]
+    return statements
+
+
+def ensure_app_user(conn: pymysql.Connection, acc: Accounts) -> None:
+    """Run ``app_user_statements`` on an admin connection."""
+    with conn.cursor() as cur:
+        for statement, params in app_user_statements(acc):
+            cur.execute(statement, params)  # always a tuple, so '%%' is read as '%'
+
+
+def probe_app(conn: pymysql.Connection, db_name: str) -> dict[str, object]:
+    """As the app user: SELECT 1 latency, version, CURRENT_USER(), TLS, and a table create/insert/drop."""
+    table = f"{_database(db_name)}.`_dblab_check_{uuid.uuid4().hex[:12]}`"
+    with conn.cursor() as cur:
+        samples = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            cur.execute("SELECT 1")
+            if cur.fetchone() != (1,):
+                raise pymysql.err.InternalError("SELECT 1 did not return 1")
+            samples.append((time.perf_counter() - t0) * 1000)
+        cur.execute("SELECT VERSION(), CURRENT_USER()")
+        version, current_user = cur.fetchone()
+        cur.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, note VARCHAR(32))")
+        try:
+            cur.execute(f"INSERT INTO {table} VALUES (1, 'dblab check')")
+        finally:
+            cur.execute(f"DROP TABLE {table}")
+    tls_version, tls_cipher = session_tls(conn)
+    return {
+        "server_version": str(version),
+        "current_user": str(current_user),
+        "latency_ms": round(sorted(samples)[1], 2),
+        "tls_version": tls_version,
+        "tls_cipher": tls_cipher,
+    }
+
+
+def _sftp_makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
+    parts = [p for p in directory.split("/") if p]
+    path = "/" if directory.startswith("/") else ""
+    for part in parts:
+        path = posixpath.join(path, part) if path else part
+        try:
+            sftp.stat(path)
+        except FileNotFoundError:
+            sftp.mkdir(path, mode=0o700)
+
+
+def remote_env_path(remote_dir: str) -> str:
+    """Where the .env goes on the VM. A leading ``~/`` means the SSH user's home (SFTP's starting directory)."""
+    d = remote_dir.strip()
+    if d in ("~", "~/"):
+        d = ""
+    elif d.startswith("~/"):
+        d = d[2:]
+    return posixpath.join(d, REMOTE_ENV_NAME)
+
+
+def upload_env(client: paramiko.SSHClient, remote_dir: str, content: str, timeout: float) -> str:
+    """Write the .env into ``remote_dir`` on the VM: temp file chmod 0600 before any byte, then rename."""
+    final = remote_env_path(remote_dir)
+    sftp = client.open_sftp()
+    try:
+        channel = sftp.get_channel()
+        if channel is not None:
+            channel.settimeout(timeout)
+        _sftp_makedirs(sftp, posixpath.dirname(final))
+        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            with sftp.open(tmp, "wx") as f:
+                f.chmod(0o600)
+                f.write(content.encode("utf-8"))
+            try:
+                sftp.posix_rename(tmp, final)
+            except OSError:  # server without the posix-rename extension
+                with contextlib.suppress(FileNotFoundError):
+                    sftp.remove(final)
+                sftp.rename(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                sftp.remove(tmp)
+            raise
+        sftp.chmod(final, 0o600)
+    finally:
+        sftp.close()
+    return final
+
+
+def remove_remote_env(target: SshTarget, remote_path: str, timeout: float = 10.0) -> bool:
+    """Best effort: delete the .env on the VM. Never raises (an unreachable VM must not block a destroy)."""
+    try:
+        client = open_ssh(target, timeout)
+    except Exception:  # noqa: BLE001 - by design: any failure means "could not remove"
+        return False
+    try:
+        sftp = client.open_sftp()
+        try:
+            channel = sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(timeout)
+            sftp.remove(remote_path)
+            return True
+        finally:
+            sftp.close()
+    except Exception:  # noqa: BLE001
+        return False
+    finally:
+        client.close()
+
+
+# --- the check ----------------------------------------------------------------------------------------------
+
+
+def _backoff(attempt: int) -> float:
+    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+
+def _attempt(
+    req: CheckRequest,
+    timeout: float,
+    after: Callable[[paramiko.SSHClient, float], T] | None,
+) -> tuple[dict[str, object], T | None]:
+    """One pass over every hop; each step gets what is left of ``timeout``, so the pass as a whole is bounded."""
+    ends = time.monotonic() + timeout
+
+    def left() -> float:
+        return max(0.5, ends - time.monotonic())
+
+    hop = HOP_SSH
+    client: paramiko.SSHClient | None = None
+    tunnel: Tunnel | None = None
+    acc = req.accounts
+    try:
+        client = open_ssh(req.ssh, left())
+        hop = HOP_FORWARD
+        tunnel = Tunnel(client)
+        sock = tunnel.connect(req.db.host, req.db.port, left())
+        hop = HOP_ADMIN
+        admin = mysql_over(sock, req.db, acc.admin_user, acc.admin_password, None, left())
+        try:
+            ensure_app_user(admin, acc)
+        finally:
+            admin.close()
+        hop = HOP_FORWARD
+        sock = tunnel.connect(req.db.host, req.db.port, left())
+        hop = HOP_APP
+        app = mysql_over(sock, req.db, acc.app_user, acc.app_password, acc.db_name, left())
+        try:
+            probe = probe_app(app, acc.db_name)
+        finally:
+            app.close()
+        extra: T | None = None
+        if after is not None:
+            hop = HOP_SFTP
+            extra = after(client, left())
+        return probe, extra
+    except Exception as exc:
+        raise _HopError(hop, exc) from None  # the cause may carry secrets in locals; keep only the hop + error
+    finally:
+        if tunnel is not None:
+            tunnel.close()
+        if client is not None:
+            client.close()
+
+
+def run_check(
+    req: CheckRequest,
+    after: Callable[[paramiko.SSHClient, float], T] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[CheckReport, T | None]:
+    """Create the DB and app user and check the app user's connection, retrying until ``req.timeout_s``.
+
+    ``after(client, timeout)`` runs inside the same SSH session once the check passed (the provider uploads the
+    .env there). Raises ``CheckFailed`` with the diagnosis of the last failure.
+    """
+    start = clock()
+    deadline = start + req.timeout_s
+    attempt = 0
+    while True:
+        attempt += 1
+        budget = max(1.0, min(ATTEMPT_CAP_S, deadline - clock()))
+        try:
+            probe, extra = _attempt(req, budget, after)
+        except _HopError as failure:
+            diagnosis = diagnose(failure.hop, failure.error, req)
+            elapsed = clock() - start
+            if not diagnosis.retryable:
+                raise CheckFailed(diagnosis, attempt, elapsed, timed_out=False) from None
+            remaining = deadline - clock()
+            if remaining <= 0.05:
+                raise CheckFailed(diagnosis, attempt, elapsed, timed_out=True) from None
+            sleep(min(_backoff(attempt), remaining))  # the last attempt starts at the deadline at the latest
+            continue
+        elapsed_ms = round((clock() - start) * 1000, 1)
+        report = CheckReport(
+            server_version=str(probe["server_version"]),
+            current_user=str(probe["current_user"]),
+            latency_ms=float(probe["latency_ms"]),
+            tls_version=str(probe["tls_version"]),  # type: ignore[arg-type]
+            tls_cipher=str(probe["tls_cipher"]),
+            attempts=attempt,
+            elapsed_ms=elapsed_ms,
+        )
+        return report, extra

@@ -1,0 +1,161 @@
+"""``labctl plan``: the offline plan of a stack: resource tree, reachability, policy, cost and critical path."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from labctl import estimate, reach
+from labctl.offline import REPO_ROOT, Plan, run_program
+from labctl.stackfile import load_stack_config, stack_file
+from policy import rules
+
+SCHEMA_VERSION = 1
+
+
+def plan_stack(
+    stack: str = "dev", config_file: Path | None = None, project_dir: Path = REPO_ROOT
+) -> tuple[Plan, dict[str, str]]:
+    """Run the program offline with the config of ``Pulumi.<stack>.yaml`` (or ``config_file``)."""
+    config, secret = load_stack_config(config_file or stack_file(project_dir, stack))
+    return run_program(config, secret, stack=stack, project_dir=project_dir), config
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def build_report(plan: Plan, config: dict[str, str]) -> dict[str, Any]:
+    """The whole plan as one JSON-able document (schema in README, "labctl plan --format json")."""
+    admin_cidr = config.get("oci-dblab:adminCidr", "")
+    verdicts = reach.verdicts(plan.resources, admin_cidr)
+    findings = rules.evaluate(plan.resources, secret_aware=True)
+    cost = estimate.monthly_cost(plan.resources)
+    path = estimate.critical_path(plan.resources)
+    mandatory = [f for f in findings if f.level == "mandatory"]
+    failed = [v for v in verdicts if not v.ok]
+    doc = plan.to_dict()
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "stack": plan.stack,
+        "ok": not mandatory and not failed,
+        "summary": {
+            "resources": len(plan.resources),
+            "verdictsFailed": len(failed),
+            "mandatoryFindings": len(mandatory),
+            "advisoryFindings": len(findings) - len(mandatory),
+            "monthlyCostUsd": round(cost.total, 2),
+            "criticalPathSeconds": round(path.seconds),
+        },
+        "resources": doc["resources"],
+        "outputs": doc["outputs"],
+        "verdicts": _plain(verdicts),
+        "findings": _plain(findings),
+        "cost": _plain(cost),
+        "criticalPath": _plain(path),
+        "warnings": plan.warnings,
+    }
+
+
+def tree_lines(resources: list[dict[str, Any]], stack: str) -> list[tuple[str, str]]:
+    """(type column, name) rows drawn like ``pulumi preview``."""
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    urns = {r["urn"] for r in resources}
+    for r in resources:
+        parent = r["parent"] if r["parent"] in urns else None
+        children.setdefault(parent, []).append(r)
+    rows = [("pulumi:pulumi:Stack", f"oci-dblab-{stack}")]
+
+    def walk(parent: str | None, prefix: str) -> None:
+        kids = sorted(children.get(parent, []), key=lambda r: (r["custom"], r["type"], r["name"]))
+        for i, r in enumerate(kids):
+            last = i == len(kids) - 1
+            rows.append((f"{prefix}{'└─ ' if last else '├─ '}{r['type']}", r["name"]))
+            walk(r["urn"], prefix + ("   " if last else "│  "))
+
+    walk(None, "")
+    return rows
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    out: list[str] = []
+    rows = tree_lines(report["resources"], report["stack"])
+    width = max(len(t) for t, _ in rows) + 4
+    out.append(f"Offline plan of stack '{report['stack']}' ({report['summary']['resources']} resources, OCI mocked)")
+    out.append(f"     {'Type'.ljust(width)}Name")
+    out += [f" +   {t.ljust(width)}{n}" for t, n in rows]
+    out.append("")
+    out.append("Reachability")
+    for v in report["verdicts"]:
+        mark = "ok  " if v["ok"] else "FAIL"
+        out.append(f"  [{mark}] {v['id']:<24} expected {v['expected']:<8} got {v['actual']:<8} {v['reason']}")
+    out.append("")
+    out.append("Policy")
+    if not report["findings"]:
+        out.append("  no findings")
+    for f in report["findings"]:
+        out.append(f"  [{f['level'].upper()}] {f['rule']}: {f['name']}: {f['message']}")
+    out.append("")
+    cost = report["cost"]
+    out.append(f"Monthly cost estimate: ${cost['total']:.2f} {cost.get('currency', 'USD')}")
+    for line in cost["lines"]:
+        price = "free" if line.get("free") else f"${line['monthly']:.2f}"
+        out.append(f"  {line['name']:<28} {line['item']:<34} {price}")
+    path = report["criticalPath"]
+    out.append("")
+    out.append(
+        f"Critical path of `pulumi up`: {_minutes(path['seconds'])} ({' -> '.join(path['path'])}); "
+        f"serial sum {_minutes(path['serial_seconds'])}; physical limit {_minutes(path['physical_limit_seconds'])}; "
+        f"ratio {path['ratio']:.2f}"
+    )
+    for w in report["warnings"]:
+        out.append(f"warning: {w}")
+    out.append("")
+    out.append("PLAN OK" if report["ok"] else "PLAN FAILED: a reachability verdict or a mandatory policy failed")
+    return "\n".join(out)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    s = report["summary"]
+    status = "✅ plan ok" if report["ok"] else "❌ plan failed"
+    out = [
+        f"### `{report['stack']}`: {status}",
+        "",
+        f"{s['resources']} resources · {s['verdictsFailed']} failed verdicts · {s['mandatoryFindings']} mandatory / "
+        f"{s['advisoryFindings']} advisory findings · ${s['monthlyCostUsd']:.2f}/month · critical path "
+        f"{_minutes(s['criticalPathSeconds'])}",
+        "",
+        "| reachability | expected | actual | |",
+        "|---|---|---|---|",
+    ]
+    out += [
+        f"| `{v['id']}` | {v['expected']} | {v['actual']} | {'✅' if v['ok'] else '❌ ' + v['reason']} |"
+        for v in report["verdicts"]
+    ]
+    if report["findings"]:
+        out += ["", "| level | rule | resource | finding |", "|---|---|---|---|"]
+        out += [f"| {f['level']} | {f['rule']} | `{f['name']}` | {f['message']} |" for f in report["findings"]]
+    out += ["", "<details><summary>resources</summary>", "", "```"]
+    out += [f"{t}  {n}" for t, n in tree_lines(report["resources"], report["stack"])]
+    out += ["```", "", "</details>"]
+    return "\n".join(out)
+
+
+def render(report: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report, indent=2, sort_keys=True, default=str)
+    if fmt == "markdown":
+        return render_markdown(report)
+    return render_text(report)

@@ -1,0 +1,124 @@
+"""labctl plan: the default stack end to end, its JSON schema, and failing plans."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import ROOT
+
+from labctl.cli import main
+from labctl.plan import SCHEMA_VERSION
+
+TOP = {
+    "schemaVersion",
+    "stack",
+    "ok",
+    "summary",
+    "resources",
+    "outputs",
+    "verdicts",
+    "findings",
+    "cost",
+    "criticalPath",
+    "warnings",
+}
+SUMMARY = {
+    "resources",
+    "verdictsFailed",
+    "mandatoryFindings",
+    "advisoryFindings",
+    "monthlyCostUsd",
+    "criticalPathSeconds",
+}
+RESOURCE = {"urn", "type", "name", "parent", "custom", "id", "dependencies", "inputs", "secretInputs", "ignoreChanges"}
+VERDICT = {"id", "source", "destination", "port", "expected", "actual", "ok", "reason"}
+FINDING = {"rule", "level", "urn", "name", "message", "source"}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["plan", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def default_json():
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = main(["plan", "--format", "json"])
+    return code, json.loads(buf.getvalue())
+
+
+def test_default_stack_plan_is_ok_and_free(default_json):
+    code, doc = default_json
+    assert code == 0 and doc["ok"] is True and doc["stack"] == "dev"
+    assert doc["summary"]["resources"] == 17
+    assert doc["summary"]["mandatoryFindings"] == 0 and doc["summary"]["verdictsFailed"] == 0
+    assert doc["cost"]["total"] == 0.0 and doc["summary"]["monthlyCostUsd"] == 0.0
+    verdicts = {v["id"]: v["actual"] for v in doc["verdicts"]}
+    assert verdicts["internet->db:3306"] == "DENIED" and verdicts["app-subnet->db:3306"] == "ALLOWED"
+    assert verdicts["internet->app:22"] == "ALLOWED" and verdicts["internet-other->app:22"] == "DENIED"
+    path = doc["criticalPath"]
+    assert path["path"][-2:] == ["lab-mysql", "lab-env"] and 0.95 <= path["ratio"] <= 1.05
+    assert 11 * 60 <= path["seconds"] <= 15 * 60
+
+
+def test_json_schema_is_stable(default_json):
+    _, doc = default_json
+    assert doc["schemaVersion"] == SCHEMA_VERSION == 1
+    assert set(doc) == TOP and set(doc["summary"]) == SUMMARY
+    assert all(set(r) == RESOURCE for r in doc["resources"])
+    assert all(set(v) == VERDICT for v in doc["verdicts"])
+    assert all(set(f) == FINDING for f in doc["findings"])
+    assert {"lines", "total", "currency", "sources"} <= set(doc["cost"])
+    assert {"path", "seconds", "serial_seconds", "physical_limit_seconds", "ratio"} <= set(doc["criticalPath"])
+
+
+def test_secrets_are_redacted_in_json(default_json):
+    _, doc = default_json
+    text = json.dumps(doc)
+    assert doc["outputs"]["dbAdminPassword"] == "[secret]"
+    [db] = [r for r in doc["resources"] if r["name"] == "lab-mysql"]
+    assert db["inputs"]["adminPassword"] == "[secret]" and db["secretInputs"] == ["adminPassword"]
+    [pw] = [r for r in doc["resources"] if r["name"] == "lab-admin-password"]
+    assert pw["id"] and "result" not in pw["inputs"] and "Aa1!" not in text
+
+
+def test_text_output_has_tree_verdicts_policy_cost_and_path(capsys):
+    code, out, _ = run(capsys)
+    assert code == 0
+    assert " +   pulumi:pulumi:Stack" in out and "│  ├─ oci:Mysql/mysqlDbSystem:MysqlDbSystem" in out
+    assert "[ok  ] internet->db:3306" in out and "no findings" in out
+    assert "Monthly cost estimate: $0.00" in out and "Critical path of `pulumi up`" in out
+    assert out.rstrip().endswith("PLAN OK")
+
+
+def test_markdown_output(capsys):
+    code, out, _ = run(capsys, "--format", "markdown")
+    assert code == 0 and out.startswith("### `dev`: ✅ plan ok")
+    assert "| `internet->db:3306` | DENIED | DENIED | ✅ |" in out
+
+
+def test_failing_plan_exits_non_zero(tmp_path, capsys):
+    text = (ROOT / "Pulumi.dev.yaml").read_text().replace("203.0.113.7/32", "0.0.0.0/0")
+    f = tmp_path / "Pulumi.open.yaml"
+    f.write_text(text)
+    code, out, _ = run(capsys, "--stack", "open", "--config", str(f))
+    assert code == 1
+    assert "[FAIL] internet-other->app:22" in out
+    assert "[MANDATORY] security-list-no-admin-ports-from-internet" in out
+    assert out.rstrip().endswith("PLAN FAILED: a reachability verdict or a mandatory policy failed")
+
+
+def test_bad_config_and_missing_stack_are_clear(tmp_path, capsys):
+    code, _, err = run(capsys, "--stack", "nosuch")
+    assert code == 2 and "Pulumi.nosuch.yaml not found" in err
+    f = tmp_path / "Pulumi.bad.yaml"
+    f.write_text("config:\n  oci-dblab:compartmentId: nope\n")
+    code, _, err = run(capsys, "--stack", "bad", "--config", str(f))
+    assert code == 1 and "oci-dblab:compartmentId: 'nope' is not an OCID" in err
+    assert "oci-dblab:sshPublicKey: is required but not set" in err
