@@ -156,7 +156,8 @@ def test_cli_rejects_unknown_only_and_bad_parallel(class_files, tmp_path, capsys
         main(["class", "up", str(roster), "--parallel", "0"])
 
 
-def test_automation_args_stack_names_config_and_secret_flags(tmp_path):
+def test_automation_args_stack_names_config_and_secret_flags(tmp_path, monkeypatch):
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
     job = StackJob(
         "s01",
         "student-s01",
@@ -174,6 +175,8 @@ def test_automation_args_stack_names_config_and_secret_flags(tmp_path):
     assert a.secrets_provider == "passphrase"
     assert a.env_vars["PULUMI_BACKEND_URL"] == f"file://{tmp_path / '.pulumi-state'}"
     assert automation_args(job, "s3://bucket").env_vars["PULUMI_BACKEND_URL"] == "s3://bucket"
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "file:///srv/state")
+    assert automation_args(job).env_vars["PULUMI_BACKEND_URL"] == "file:///srv/state"
 
 
 @pytest.mark.parametrize(
