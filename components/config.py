@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
@@ -253,23 +254,12 @@ def _cidr(problems: list[Problem], key: str, value: str) -> ipaddress.IPv4Networ
     return net
 
 
-def _int(problems: list[Problem], key: str, value: str, lo: int, hi: int) -> int | None:
+def _number(problems: list[Problem], key: str, value: str, lo: float, hi: float, kind: type = int) -> Any:
+    """``value`` parsed as ``kind`` (int or float) within lo..hi, or None with a Problem."""
     try:
-        n = int(value.strip())
+        n = kind(value.strip())
     except ValueError:
-        problems.append(Problem(key, f"'{value}' is not a whole number"))
-        return None
-    if not lo <= n <= hi:
-        problems.append(Problem(key, f"{n} is out of range; allowed {lo}..{hi}"))
-        return None
-    return n
-
-
-def _float(problems: list[Problem], key: str, value: str, lo: float, hi: float) -> float | None:
-    try:
-        n = float(value.strip())
-    except ValueError:
-        problems.append(Problem(key, f"'{value}' is not a number"))
+        problems.append(Problem(key, f"'{value}' is not a {'whole number' if kind is int else 'number'}"))
         return None
     if not lo <= n <= hi:
         problems.append(Problem(key, f"{n:g} is out of range; allowed {lo:g}..{hi:g}"))
@@ -456,8 +446,8 @@ def parse_config(
                 )
             )
     if flex:
-        ocpus = _float(problems, "appOcpus", get("appOcpus") or "1", 1, 64)
-        mem = _float(problems, "appMemoryGbs", get("appMemoryGbs") or "6", 1, 1024)
+        ocpus = _number(problems, "appOcpus", get("appOcpus") or "1", 1, 64, float)
+        mem = _number(problems, "appMemoryGbs", get("appMemoryGbs") or "6", 1, 1024, float)
         if ocpus is not None and mem is not None and not ocpus <= mem <= 64 * ocpus:
             problems.append(
                 Problem(
@@ -485,7 +475,7 @@ def parse_config(
                 Problem("dbEngine", f"'{engine_name}' is not a known engine; supported: {', '.join(ENGINES)}")
             )
     db_shape = get("dbShape") or (engine.default_shape if engine else "")
-    storage = _int(problems, "dbStorageGbs", get("dbStorageGbs") or "50", 1, 131072)
+    storage = _number(problems, "dbStorageGbs", get("dbStorageGbs") or "50", 1, 131072)
     if engine is not None:
         if not db_shape.startswith(engine.shape_prefix) or not DB_SHAPE_RE.match(db_shape):
             problems.append(
@@ -567,7 +557,7 @@ def parse_config(
             )
         )
 
-    retention = _int(problems, "dbBackupRetentionDays", get("dbBackupRetentionDays") or "", 1, 35)
+    retention = _number(problems, "dbBackupRetentionDays", get("dbBackupRetentionDays") or "", 1, 35)
     protection = _bool(problems, "dbDeletionProtection", get("dbDeletionProtection") or "")
 
     student = get("studentId")
@@ -588,7 +578,7 @@ def parse_config(
     key_path = get("sshPrivateKeyPath")
     if key_path is not None and key_path.strip().endswith(".pub"):
         problems.append(Problem("sshPrivateKeyPath", f"'{key_path}' is a public key; give the private key beside it"))
-    timeout = _int(problems, "checkTimeoutSeconds", get("checkTimeoutSeconds") or "", 10, 3600)
+    timeout = _number(problems, "checkTimeoutSeconds", get("checkTimeoutSeconds") or "", 10, 3600)
     check = _bool(problems, "connectionCheck", get("connectionCheck") or "")
 
     if problems:

@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from labctl.offline import Plan, run_program  # noqa: E402
+import copy  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+from labctl.offline import Plan, PlannedResource, run_program  # noqa: E402
 
 COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaa7kq2m4n6p8r2s4t6v8x2z4b6d8f2h4j6l8n2p4r6t8v2x4z6b8d2"
 
@@ -50,6 +53,20 @@ def full_keys(raw: dict[str, str]) -> dict[str, str]:
 
 def plan_of(secret: tuple[str, ...] = (), stack: str = "dev", **overrides: str | None) -> Plan:
     return run_program(full_keys(good_raw(**overrides)), secret_keys=[f"oci-dblab:{k}" for k in secret], stack=stack)
+
+
+def named(plan: Plan | list[PlannedResource], name: str) -> PlannedResource:
+    """The one custom resource called ``name`` in a plan (or a list of its resources)."""
+    resources = plan.resources if isinstance(plan, Plan) else plan
+    [r] = [r for r in resources if r.name == name and r.custom]
+    return r
+
+
+def mutated(plan: Plan, change: Callable[[list[PlannedResource]], Any]) -> list[PlannedResource]:
+    """A deep copy of the plan's resources with ``change`` applied: a mutated program, without editing code."""
+    resources = copy.deepcopy(plan.resources)
+    change(resources)
+    return resources
 
 
 @pytest.fixture(scope="session")

@@ -175,3 +175,19 @@ def test_ssh_key_with_several_lines_is_accepted():
 def test_tenancy_ocid_is_accepted():
     tenancy = COMPARTMENT.replace("compartment", "tenancy")
     assert parse_config(good_raw(compartmentId=tenancy), "dev").compartment_id == tenancy
+
+
+def test_pulumi_yaml_declares_every_key_with_type_default_and_description():
+    import yaml
+    from conftest import ROOT
+
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "oci-dblab" and project["runtime"]["name"] == "python"
+    declared = project["config"]
+    assert set(declared) == set(DEFAULTS)
+    for key, spec in declared.items():
+        assert spec["type"] in ("string", "integer", "boolean") and spec["description"] == DESCRIPTIONS[key]
+        if DEFAULTS[key] is None:
+            assert "default" not in spec, key
+        else:
+            assert str(spec["default"]).lower() == DEFAULTS[key].lower(), key

@@ -13,27 +13,16 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import plan_of
+from conftest import mutated, named, plan_of
 from pulumi_policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from labctl.offline import Plan, PlannedResource
+from labctl.offline import PlannedResource
 from policy import rules
 from policy.rules import ADVISORY, MANDATORY, RULES, evaluate
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
 Resources = list[PlannedResource]
-
-
-def named(resources: Resources, name: str) -> PlannedResource:
-    [r] = [r for r in resources if r.name == name and r.custom]
-    return r
-
-
-def mutated(plan: Plan, change: Callable[[Resources], Any]) -> Resources:
-    resources = copy.deepcopy(plan.resources)
-    change(resources)
-    return resources
 
 
 def pairs(resources: Resources) -> set[tuple[str, str]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import plan_of
+from conftest import named, plan_of
 
 from labctl.offline import Plan, PlannedResource
 
@@ -38,11 +38,6 @@ EXPECTED = {
     (DBSYS, "lab-mysql"): DB,
     (ENVFILE, "lab-env"): None,
 }
-
-
-def named(plan: Plan, name: str) -> PlannedResource:
-    [r] = [r for r in plan.resources if r.name == name and r.custom]
-    return r
 
 
 def parent_type(r: PlannedResource) -> str | None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from conftest import plan_of
+from conftest import mutated, named, plan_of
 
-from labctl.offline import Plan, PlannedResource
+from labctl.offline import PlannedResource
 from labctl.reach import ALLOWED, DENIED, Verdict, failing, verdicts
 from policy.rules import NSG_RULE, evaluate
 
@@ -23,17 +21,6 @@ IDS = [
     "app-subnet->db:33060",
 ]
 Resources = list[PlannedResource]
-
-
-def named(resources: Resources, name: str) -> PlannedResource:
-    [r] = [r for r in resources if r.name == name and r.custom]
-    return r
-
-
-def mutated(plan: Plan, change: Callable[[Resources], Any]) -> Resources:
-    resources = copy.deepcopy(plan.resources)
-    change(resources)
-    return resources
 
 
 def by_id(results: list[Verdict]) -> dict[str, Verdict]:
