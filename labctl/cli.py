@@ -98,6 +98,23 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
+    if args.action == "up":
+        from labctl.preflight import preflight
+
+        chosen = [s for s in students if only is None or s.student_id in only]
+        report = preflight(chosen, cls)
+        if report.verdict == "DOES NOT FIT":
+            message = (
+                f"preflight: {report.summary}. Run `labctl class preflight {args.roster}` for the options "
+                "(per-student tenancies, paid shapes)"
+            )
+            if not (args.offline or args.ignore_preflight):
+                print(
+                    f"labctl class: {message}; nothing was created. Use --ignore-preflight to try anyway.",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            print(f"warning: {message}", file=sys.stderr)
     jobs = []
     for s in students:
         config, secret = student_config(cls, s)
@@ -169,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--resume", action="store_true", help="skip stacks already up to date (same config+program)")
         r.add_argument("--offline", action="store_true", help="dry run: plan each stack offline, OCI mocked")
         r.add_argument("--out-dir", default="class-run", help="logs, state and reports (default: class-run/)")
+        if action == "up":
+            r.add_argument(
+                "--ignore-preflight",
+                action="store_true",
+                help="deploy even when preflight says the class does not fit the tenancy limits",
+            )
         r.set_defaults(func=_cmd_class_run, action=action)
 
     return ap

@@ -128,8 +128,18 @@ def test_cli_offline_up_for_two_students_and_exit_status(class_files, tmp_path, 
         ]
     )
     assert code == 0
-    assert "2 succeeded, 0 failed, 0 skipped" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "2 succeeded, 0 failed, 0 skipped" in out.out
+    assert "warning: preflight: DOES NOT FIT" in out.err  # 2 MySQL.Free in one tenancy: a dry run only warns
     assert sorted(p.name for p in (tmp_path / "plans").iterdir()) == ["student-s01.json", "student-s02.json"]
+
+
+def test_real_up_refuses_a_class_that_does_not_fit_before_creating_anything(class_files, tmp_path, capsys):
+    roster, class_yaml = class_files  # 40 students, one tenancy: 40 MySQL.Free where 1 is allowed
+    code = main(["class", "up", str(roster), "--class-config", str(class_yaml), "--out-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "DOES NOT FIT" in err and "nothing was created" in err and "--ignore-preflight" in err
+    assert not (tmp_path / "logs").exists()
 
 
 def test_cli_rejects_unknown_only_and_bad_parallel(class_files, tmp_path, capsys):
