@@ -369,6 +369,14 @@ class _ListHandler(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def _quiet_after_failure(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """When a program fails, every registration still in flight fails too and asyncio reports each as "never
+    retrieved". The failure itself already surfaced as ``ProgramError``; report anything else as usual."""
+    if str(context.get("message", "")).endswith("exception was never retrieved"):
+        return
+    loop.default_exception_handler(context)
+
+
 @contextmanager
 def _pulumi_config(config: Mapping[str, Any], secret_keys: list[str]) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS", OFFLINE_ENV)}
@@ -417,6 +425,7 @@ def run_program(
         # A fresh event loop per run: when a program fails, Pulumi leaves registrations in flight; on a shared
         # loop they would run inside the next plan of this process and leak resources or errors into it.
         loop = asyncio.new_event_loop()
+        loop.set_exception_handler(_quiet_after_failure)
         asyncio.set_event_loop(loop)
         settings.SETTINGS.outputs.clear()  # output tasks a failed earlier run left behind (not reset by set_mocks)
         settings.ROOT.set(None)
