@@ -10,9 +10,9 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -255,7 +255,3 @@ def write_reports(result: ClassResult, out_dir: Path, title: str = "Class report
     )
     (out_dir / "class-report.html").write_text(page)
     return [out_dir / f"class-report.{ext}" for ext in ("md", "csv", "html")]
-
-
-def results_json(results: Iterable[StackResult]) -> list[dict]:
-    return [asdict(r) for r in results]

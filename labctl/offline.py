@@ -60,9 +60,6 @@ class PlannedResource:
     protect: bool = False
     id: str | None = None
 
-    def is_secret(self, prop: str) -> bool:
-        return any(p == prop or p.startswith(prop + ".") or p.startswith(prop + "[") for p in self.secret_paths)
-
 
 @dataclass
 class Plan:
@@ -76,12 +73,6 @@ class Plan:
 
     def by_type(self, resource_type: str) -> list[PlannedResource]:
         return [r for r in self.resources if r.resource_type == resource_type]
-
-    def one(self, resource_type: str) -> PlannedResource:
-        found = self.by_type(resource_type)
-        if len(found) != 1:
-            raise LookupError(f"expected one {resource_type}, found {len(found)}")
-        return found[0]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form with every secret input and output replaced by ``REDACTED``."""
@@ -116,12 +107,6 @@ class Plan:
             if r.urn == urn:
                 return r
         raise LookupError(urn)
-
-    def by_id(self, id_: str) -> PlannedResource | None:
-        for r in self.resources:
-            if r.id == id_:
-                return r
-        return None
 
 
 def secret_paths(value: Any, path: str = "") -> set[str]:

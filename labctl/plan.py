@@ -41,7 +41,7 @@ def build_report(plan: Plan, config: dict[str, str]) -> dict[str, Any]:
     cost = estimate.monthly_cost(plan.resources)
     path = estimate.critical_path(plan.resources)
     mandatory = [f for f in findings if f.level == "mandatory"]
-    failed = [v for v in verdicts if not v.ok]
+    failed = reach.failing(verdicts)
     doc = plan.to_dict()
     return {
         "schemaVersion": SCHEMA_VERSION,

@@ -21,8 +21,8 @@ Pure: reads the resources of one plan (``PlannedResource`` offline, or anything 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from policy.rules import (
@@ -440,8 +440,3 @@ def verdicts(resources: Sequence[ResourceLike], admin_cidr: str) -> list[Verdict
 def failing(results: Sequence[Verdict]) -> list[Verdict]:
     """The verdicts whose actual outcome differs from the intended one."""
     return [v for v in results if not v.ok]
-
-
-def as_rows(results: Sequence[Verdict]) -> list[Mapping[str, Any]]:
-    """Plain dicts (for JSON output and tables)."""
-    return [asdict(v) for v in results]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -48,13 +47,3 @@ def load_stack_config(path: Path | str) -> tuple[dict[str, str], list[str]]:
 
 def stack_file(project_dir: Path, stack: str) -> Path:
     return Path(project_dir) / f"Pulumi.{stack}.yaml"
-
-
-def stacks_in(project_dir: Path) -> list[str]:
-    """Names of the stacks that have a settings file in ``project_dir``."""
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in Path(project_dir).glob("Pulumi.*.yaml"))
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON-able copy of a recorded value."""
-    return json.loads(json.dumps(value, default=str))
