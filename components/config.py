@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
-from components import netplan
+from components import netplan, portable
 from components.engines import ENGINES, PLANNED_ENGINES, EngineSpec
 
 PROJECT = "oci-dblab"
@@ -573,7 +573,7 @@ def parse_config(
             )
 
     env_path = get("envFilePath") or ".env"
-    if env_path.endswith("/") or "\0" in env_path:
+    if portable.looks_like_directory(env_path) or "\0" in env_path:  # C:\lab\ too, on Windows
         problems.append(Problem("envFilePath", f"'{env_path}' must be a file path, not a directory"))
     key_path = get("sshPrivateKeyPath")
     if key_path is not None and key_path.strip().endswith(".pub"):

@@ -50,7 +50,6 @@ import re
 import select
 import socket
 import ssl
-import tempfile
 import threading
 import time
 import uuid
@@ -62,11 +61,13 @@ from typing import TypeVar
 import paramiko
 import pymysql
 
+from components import portable
+
 T = TypeVar("T")
 
 DOTENV_KEYS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "DB_HOSTNAME", "DB_SSL_MODE")
 SSL_MODES = ("REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
-DEFAULT_SSH_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
+DEFAULT_SSH_KEYS = tuple(f"~/.ssh/{name}" for name in portable.SSH_KEY_NAMES)  # as shown in messages
 KNOWN_HOSTS_NAME = ".dblab_known_hosts"
 REMOTE_ENV_NAME = ".env"
 # What the app needs inside its own database, and nothing outside it (no ALL, no GRANT OPTION, no FILE...).
@@ -170,31 +171,16 @@ def env_values(
 
 
 def write_private_file(path: Path, content: str) -> Path:
-    """Atomically replace ``path`` with ``content``, mode 0600 from the first byte (temp file + rename)."""
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # created 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Atomically replace ``path`` with ``content``, private to the current user from the first byte.
+
+    Thin wrapper over ``portable.write_private_file`` (0600 on POSIX, user-only ACL on Windows, refuses links).
+    """
+    return portable.write_private_file(path, content)
 
 
 def remove_file(path: Path) -> bool:
-    """Delete ``path`` if it exists; True when something was removed."""
-    try:
-        path.expanduser().unlink()
-        return True
-    except FileNotFoundError:
-        return False
+    """Delete the file at ``path`` if it exists, never following a link; True when something was removed."""
+    return portable.remove_file_no_follow(path)
 
 
 def known_hosts_path(local_env_path: str | os.PathLike[str]) -> Path:
@@ -205,8 +191,8 @@ def known_hosts_path(local_env_path: str | os.PathLike[str]) -> Path:
 def resolve_key_paths(configured: str) -> list[str]:
     """The private key file(s) to offer: ``configured`` if set, else whichever default keys exist."""
     if configured:
-        return [str(Path(configured).expanduser())]
-    return [str(Path(p).expanduser()) for p in DEFAULT_SSH_KEYS if Path(p).expanduser().is_file()]
+        return [str(portable.config_path(configured))]
+    return [str(p) for p in portable.existing_ssh_keys()]
 
 
 def host_key_name(host: str, port: int) -> str:
@@ -219,7 +205,7 @@ def forget_host_key(known_hosts: Path, host: str, port: int) -> bool:
     if not known_hosts.is_file():
         return False
     name = host_key_name(host, port)
-    lines = known_hosts.read_text().splitlines(keepends=True)
+    lines = portable.read_text_no_follow(known_hosts).splitlines(keepends=True)
     kept = [ln for ln in lines if name not in ln.split(" ", 1)[0].split(",")]
     if len(kept) == len(lines):
         return False

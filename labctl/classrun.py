@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from components.portable import atomic_write_text
 from labctl.runners import StackJob, StackResult, StackRunner, is_transient
 
 # OCI's API rate limits are per tenancy; a handful of concurrent stacks keeps a class clear of 429s.
@@ -152,7 +153,7 @@ def run_class(
                             "monthly_cost": res.monthly_cost,
                             "check": res.check,
                         }
-                        (opts.out_dir / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True))
+                        atomic_write_text(opts.out_dir / STATE_FILE, json.dumps(state, indent=2, sort_keys=True))
                 mark = {"succeeded": "[green]ok[/]", "failed": "[red]FAILED[/]"}.get(res.status, res.status)
                 progress.console.print(
                     f"{job.stack}: {mark} in {res.seconds:.1f}s"
@@ -227,13 +228,13 @@ def write_reports(result: ClassResult, out_dir: Path, title: str = "Class report
         "|" + "---|" * len(COLUMNS),
     ]
     md += ["| " + " | ".join(row[c].replace("|", "\\|") for c in COLUMNS) + " |" for row in rows]
-    (out_dir / "class-report.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(out_dir / "class-report.md", "\n".join(md) + "\n")
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
-    (out_dir / "class-report.csv").write_text(buf.getvalue())
+    atomic_write_text(out_dir / "class-report.csv", buf.getvalue())
 
     cells = "".join(
         "<tr class='{}'>{}</tr>".format(
@@ -253,5 +254,5 @@ def write_reports(result: ClassResult, out_dir: Path, title: str = "Class report
         + "".join(f"<th>{c}</th>" for c in COLUMNS)
         + f"</tr>{cells}</table></html>\n"
     )
-    (out_dir / "class-report.html").write_text(page)
+    atomic_write_text(out_dir / "class-report.html", page)
     return [out_dir / f"class-report.{ext}" for ext in ("md", "csv", "html")]

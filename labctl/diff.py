@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,7 +69,7 @@ def worktree(repo: Path, rev: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(path)], capture_output=True)
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)  # no `rm`: this runs on Windows too
 
 
 def plan_tree(project_dir: Path, stack: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from components.portable import atomic_write_text
 from labctl.offline import REPO_ROOT
 from labctl.worker import plan_doc
 
@@ -115,7 +116,7 @@ class OfflineRunner:
             return StackResult(job.student_id, job.stack, action, "failed", seconds, attempt, error=doc["error"])
         if self.plan_dir is not None:
             self.plan_dir.mkdir(parents=True, exist_ok=True)
-            (self.plan_dir / f"{job.stack}.json").write_text(json.dumps(doc, indent=1, sort_keys=True))
+            atomic_write_text(self.plan_dir / f"{job.stack}.json", json.dumps(doc, indent=1, sort_keys=True))
         if action == "destroy":
             return StackResult(job.student_id, job.stack, action, "succeeded", seconds, attempt)
         return StackResult(
