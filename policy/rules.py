@@ -6,12 +6,21 @@ The same functions run in two places:
   rule in a ``StackValidationPolicy`` and passes it ``args.resources`` (pulumi-policy ``PolicyResource`` objects);
 - offline, in ``labctl plan`` and the tests, over ``labctl.offline.PlannedResource`` objects.
 
-Both kinds have ``resource_type``, ``name``, ``urn`` and ``props``. In the real pack ``props`` are the engine's view of
-the resource (including provider outputs such as ``id`` once known); offline, ids and provider outputs live in
-``id``/``outputs``. ``output()`` and ``resource_id()`` look in both places, so a rule never needs to know which kind
-it was given. Nested values may be pulumi-policy proxies, so the code tests for ``Mapping``/``Sequence``, never for
-``dict``/``list``. During a first preview, ids of resources not yet created are unknown; pulumi-policy raises when a
-rule reads one and reports "can't run policy ... during preview" for that rule, which is its documented behaviour.
+Both kinds have ``resource_type``, ``name``, ``urn``, ``props`` and the engine's dependency records
+(``dependencies``, ``property_dependencies``: URNs offline, resource objects in the pack). In the real pack
+``props`` are the engine's view of the resource (including provider outputs such as ``id`` once known); offline, ids
+and provider outputs live in ``id``/``outputs``. ``output()`` and ``resource_id()`` look in both places, so a rule
+never needs to know which kind it was given. Nested values may be pulumi-policy proxies, so the code tests for
+``Mapping``/``Sequence``, never for ``dict``/``list``.
+
+Preview of a fresh stack: every id, and every input computed from one (``subnetId``, ``vcnId``,
+``manageDefaultResourceId``, a generated password), is unknown; pulumi-policy raises ``UnknownValueError`` when a
+rule reads one and reports "can't run policy ... during preview" as an advisory, so the rule would decide nothing.
+Rules therefore link resources by URN, through the engine's ``propertyDependencies`` (and ``dependencies`` when a
+resource has none recorded), which the engine sends in preview and after ``up`` alike (pulumi
+pkg/resource/deploy/step_generator.go ``AnalyzeResources``); provider ids only confirm a link once both are known.
+``peek()`` reads a value that may be unknown without raising. ``labctl/analyzerhost.py`` proves this against the pack
+served as the engine serves it.
 
 This module constructs no ``PolicyPack`` and imports nothing from pulumi-policy: importing it has no side effects.
 """
@@ -121,6 +130,106 @@ def items(x: Any) -> list[Any]:
     if isinstance(x, Sequence) and not isinstance(x, (str, bytes)):
         return list(x)
     return []
+
+
+# The engine's sentinels for values not known until ``up`` (pulumi sdk/go/common/resource/plugin/rpc.go
+# ``UnknownStringValue`` and siblings; pulumi_policy/proxy.py keeps the same seven).
+UNKNOWN_SENTINELS = frozenset(
+    {
+        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",  # boolean
+        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",  # number
+        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",  # string
+        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",  # array
+        "030794c1-ac77-496b-92df-f27374a8bd58",  # asset
+        "e48ece36-62e2-4504-bad9-02848725956a",  # archive
+        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",  # object
+    }
+)
+
+
+class _Unknown:
+    """A value the engine does not know yet (preview of resources not created)."""
+
+    def __repr__(self) -> str:
+        return "<unknown until up>"
+
+
+UNKNOWN = _Unknown()
+
+
+def _is_unknown_error(e: Exception) -> bool:
+    # pulumi_policy.proxy.UnknownValueError, matched by name: this module imports nothing from pulumi-policy.
+    return type(e).__name__ == "UnknownValueError"
+
+
+def is_unknown(x: Any) -> bool:
+    return x is UNKNOWN or (isinstance(x, str) and x in UNKNOWN_SENTINELS) or type(x).__name__ == "Unknown"
+
+
+def peek(m: Any, key: Any, default: Any = None) -> Any:
+    """``m[key]`` that never raises: ``UNKNOWN`` for a value unknown in preview, ``default`` when absent or null."""
+    if not isinstance(m, (Mapping, Sequence)) or isinstance(m, (str, bytes)):
+        return default
+    try:
+        found = m[key]
+    except (KeyError, IndexError, TypeError):
+        return default
+    except Exception as e:
+        if _is_unknown_error(e):
+            return UNKNOWN
+        raise
+    if is_unknown(found):
+        return UNKNOWN
+    return default if found is None else found
+
+
+def _urn_of(x: Any) -> str:
+    return x if isinstance(x, str) else str(getattr(x, "urn", "") or "")
+
+
+def linked(
+    resources: Sequence[ResourceLike], r: ResourceLike, prop: str, *types: str, known_id: Any = None
+) -> list[ResourceLike]:
+    """The resources of ``types`` that ``r``'s property ``prop`` was computed from.
+
+    By URN, from the engine's ``propertyDependencies[prop]``; when ``r`` has no property dependencies recorded at
+    all, from its ``dependencies``. ``known_id`` (the property's value, or the nested id inside it) narrows the
+    candidates once ids are known (after ``up``). A literal id with no dependency (a resource of another stack)
+    falls back to matching provider ids, which only works when those are known.
+    """
+    by_urn = {x.urn: x for x in resources}
+    pdeps = getattr(r, "property_dependencies", None) or {}
+    if isinstance(pdeps, Mapping) and pdeps:
+        urns = [_urn_of(d) for d in items(pdeps.get(prop))]
+    else:
+        urns = [_urn_of(d) for d in items(getattr(r, "dependencies", None))]
+    found = [by_urn[u] for u in dict.fromkeys(urns) if u in by_urn and by_urn[u].resource_type in types]
+    if isinstance(known_id, str) and not is_unknown(known_id):
+        confirmed = [x for x in found if peek_id(x) in (known_id, None)]
+        if confirmed:
+            return confirmed
+        return [x for x in resources if x.resource_type in types and peek_id(x) == known_id]
+    return found
+
+
+def peek_output(r: ResourceLike, key: str) -> Any:
+    """``output(r, key)`` that never raises: ``UNKNOWN`` while the engine does not know it, ``None`` if absent."""
+    found = peek(r.props, key)
+    if found is None:
+        found = peek(getattr(r, "outputs", None), key)
+    return found
+
+
+def peek_id(r: ResourceLike) -> str | None:
+    """The provider id of ``r`` when known, ``None`` while unknown (preview) or absent."""
+    rid = getattr(r, "id", None)
+    if isinstance(rid, str) and rid and not is_unknown(rid):
+        return rid
+    for place in (r.props, getattr(r, "outputs", None)):
+        found = peek(place, "id")
+        if isinstance(found, str) and found and found is not UNKNOWN:
+            return found
+    return None
 
 
 def of_type(resources: Sequence[ResourceLike], *types: str) -> list[ResourceLike]:
@@ -320,10 +429,20 @@ def check_default_security_list(resources: Sequence[ResourceLike]) -> list[Findi
     rule_id = "default-security-list-no-ingress"
     found = []
     managed = of_type(resources, DEFAULT_SECURITY_LIST)
-    managed_ids = {get(r.props, "manageDefaultResourceId") for r in managed}
+    managed_vcns = set()
+    for r in managed:
+        target = peek(r.props, "manageDefaultResourceId")
+        for vcn in linked(resources, r, "manageDefaultResourceId", VCN):
+            default_id = peek_output(vcn, "defaultSecurityListId")
+            # Linked by URN; once both ids are known they must also agree (it is the VCN's *security list* id).
+            if not isinstance(target, str) or not isinstance(default_id, str) or target == default_id:
+                managed_vcns.add(vcn.urn)
+        if isinstance(target, str):  # a literal id: only an id match can link it
+            managed_vcns |= {
+                v.urn for v in of_type(resources, VCN) if peek_output(v, "defaultSecurityListId") == target
+            }
     for vcn in of_type(resources, VCN):
-        default_id = output(vcn, "defaultSecurityListId")
-        if default_id in managed_ids or (default_id is None and managed):
+        if vcn.urn in managed_vcns:
             continue
         found.append(
             _finding(
@@ -347,20 +466,26 @@ def check_default_security_list(resources: Sequence[ResourceLike]) -> list[Findi
     return found
 
 
-def _subnet_of(ids: Mapping[str, ResourceLike], subnet_id: Any) -> ResourceLike | None:
-    sub = ids.get(subnet_id) if isinstance(subnet_id, str) else None
-    return sub if sub is not None and sub.resource_type == SUBNET else None
+def subnets_of(resources: Sequence[ResourceLike], r: ResourceLike) -> list[ResourceLike]:
+    """The subnet(s) ``r`` is placed in: a DB system's ``subnetId``, an instance's ``createVnicDetails.subnetId``.
+
+    Linked by URN (see ``linked``), so it works in a preview of a fresh stack, where the subnet id is unknown.
+    """
+    if r.resource_type == INSTANCE:
+        return linked(
+            resources, r, "createVnicDetails", SUBNET, known_id=peek(peek(r.props, "createVnicDetails"), "subnetId")
+        )
+    return linked(resources, r, "subnetId", SUBNET, known_id=peek(r.props, "subnetId"))
 
 
 def app_subnet_cidrs(resources: Sequence[ResourceLike]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """CIDRs of the app tier: the subnets the instances sit in, else every subnet that allows public IPs."""
-    ids = by_id(resources)
     cidrs = []
     for inst in of_type(resources, INSTANCE):
-        sub = _subnet_of(ids, get(value(inst, "createVnicDetails"), "subnetId"))
-        net = network(value(sub, "cidrBlock")) if sub is not None else None
-        if net is not None and net not in cidrs:
-            cidrs.append(net)
+        for sub in subnets_of(resources, inst):
+            net = network(value(sub, "cidrBlock"))
+            if net is not None and net not in cidrs:
+                cidrs.append(net)
     if not cidrs:
         for sub in of_type(resources, SUBNET):
             net = network(value(sub, "cidrBlock"))
@@ -414,40 +539,40 @@ def check_no_public_ip_in_private_subnet(resources: Sequence[ResourceLike]) -> l
     """The DB system's subnet prohibits public IPs, and no instance asks for a public IP in such a subnet."""
     rule_id = "no-public-ip-in-private-subnet"
     found = []
-    ids = by_id(resources)
     for db in of_type(resources, MYSQL_DB_SYSTEM):
-        subnet_id = value(db, "subnetId")
-        sub = _subnet_of(ids, subnet_id)
-        if sub is None:
+        subs = subnets_of(resources, db)
+        if not subs:
+            subnet_id = peek(db.props, "subnetId")
+            shown = "(unknown until up)" if subnet_id is UNKNOWN else repr(subnet_id)
             found.append(
                 _finding(
                     rule_id,
                     db,
-                    f"the DB system's subnet {subnet_id!r} is not declared in this stack; "
-                    "cannot verify that it is private",
+                    f"the DB system's subnet {shown} is not declared in this stack; cannot verify that it is private",
                 )
             )
-        elif not truthy(value(sub, "prohibitPublicIpOnVnic")):
-            found.append(
-                _finding(
-                    rule_id,
-                    db,
-                    f"the DB system sits in subnet {sub.name}, which allows public IPs "
-                    "(prohibitPublicIpOnVnic is not true); put it in the private subnet",
+        for sub in subs:
+            if not truthy(value(sub, "prohibitPublicIpOnVnic")):
+                found.append(
+                    _finding(
+                        rule_id,
+                        db,
+                        f"the DB system sits in subnet {sub.name}, which allows public IPs "
+                        "(prohibitPublicIpOnVnic is not true); put it in the private subnet",
+                    )
                 )
-            )
     for inst in of_type(resources, INSTANCE):
         vnic = value(inst, "createVnicDetails")
-        sub = _subnet_of(ids, get(vnic, "subnetId"))
-        if sub is not None and truthy(value(sub, "prohibitPublicIpOnVnic")) and truthy(get(vnic, "assignPublicIp")):
-            found.append(
-                _finding(
-                    rule_id,
-                    inst,
-                    f"the instance asks for a public IP (assignPublicIp) in subnet {sub.name}, which prohibits "
-                    "public IPs; OCI refuses this launch",
+        for sub in subnets_of(resources, inst):
+            if truthy(value(sub, "prohibitPublicIpOnVnic")) and truthy(get(vnic, "assignPublicIp")):
+                found.append(
+                    _finding(
+                        rule_id,
+                        inst,
+                        f"the instance asks for a public IP (assignPublicIp) in subnet {sub.name}, which prohibits "
+                        "public IPs; OCI refuses this launch",
+                    )
                 )
-            )
     return found
 
 
@@ -485,17 +610,20 @@ def check_db_backups_enabled(resources: Sequence[ResourceLike]) -> list[Finding]
 
 
 def _password_paths(x: Any, path: str = "") -> Iterator[str]:
+    """Paths of non-empty password values; a value unknown in preview (a generated password) counts as one."""
     if isinstance(x, Mapping):
         for key in x:
             sub = f"{path}.{key}" if path else str(key)
-            v = x[key]
-            if "password" in str(key).lower() and isinstance(v, str) and v:
+            v = peek(x, key)
+            if "password" in str(key).lower() and (v is UNKNOWN or (isinstance(v, str) and v)):
                 yield sub
-            else:
+            elif v is not UNKNOWN:
                 yield from _password_paths(v, sub)
-    else:
-        for i, v in enumerate(items(x)):
-            yield from _password_paths(v, f"{path}[{i}]")
+    elif isinstance(x, Sequence) and not isinstance(x, (str, bytes)):
+        for i in range(len(x)):
+            v = peek(x, i)
+            if v is not UNKNOWN:
+                yield from _password_paths(v, f"{path}[{i}]")
 
 
 def _covered(path: str, secret_paths: set[str]) -> bool:
@@ -513,6 +641,10 @@ def check_password_inputs_secret(resources: Sequence[ResourceLike]) -> list[Find
     rule_id = "password-inputs-secret"
     found = []
     for r in resources:
+        if r.resource_type.startswith("pulumi:"):
+            # The stack's outputs and the providers' config are not resource inputs; the pack cannot see their
+            # secretness (pulumi-policy drops the secret marker) and they have no additional_secret_outputs.
+            continue
         paths = list(_password_paths(r.props))
         if not paths:
             continue

@@ -303,11 +303,16 @@ def test_secret_aware_false_reports_what_the_real_pack_would(plan):
     assert [(f.rule, f.name) for f in found] == [("password-inputs-secret", "lab-mysql")]
 
 
-def test_unknown_values_during_preview_surface_as_pulumi_policy_unknowns(plan):
+def test_unknown_ids_do_not_stop_the_rules_they_link_by_urn(plan):
+    """In a fresh preview the DB's subnetId is unknown; the rule follows the property dependency instead."""
     resources = copy.deepcopy(plan.resources)
-    named(resources, "lab-mysql").props["subnetId"] = UNKNOWN_STRING_VALUE
-    with pytest.raises(UnknownValueError):
-        rules.check_no_public_ip_in_private_subnet(as_policy_resources(resources))
+    db = named(resources, "lab-mysql")
+    db.props["subnetId"] = UNKNOWN_STRING_VALUE
+    assert evaluate(resources) == []
+    db.property_dependencies["subnetId"] = [named(resources, "lab-public-subnet").urn]
+    assert pairs(resources) == {("no-public-ip-in-private-subnet", "lab-mysql")}
+    with pytest.raises(UnknownValueError):  # what the proxy does when a rule reads the unknown value itself
+        _ = as_policy_resources([db])[0].props["subnetId"]
 
 
 # --- the pack's files (never imported: constructing a PolicyPack blocks) ------------------------------------------
