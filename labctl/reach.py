@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from policy.rules import (
+    ADMIN_SOURCE_MIN_PREFIX,
     DEFAULT_ROUTE_TABLE,
     DEFAULT_SECURITY_LIST,
     INSTANCE,
@@ -43,6 +44,7 @@ from policy.rules import (
     by_id,
     get,
     items,
+    judge_admin_source,
     network,
     of_type,
     output,
@@ -377,7 +379,9 @@ def _db_ports(resources: Sequence[ResourceLike]) -> tuple[int, ...]:
     return found or DEFAULT_DB_PORTS
 
 
-def verdicts(resources: Sequence[ResourceLike], admin_cidr: str) -> list[Verdict]:
+def verdicts(
+    resources: Sequence[ResourceLike], admin_cidr: str, admin_min_prefix: int = ADMIN_SOURCE_MIN_PREFIX
+) -> list[Verdict]:
     """The lab's reachability checks: SSH only from ``admin_cidr``, the DB never from the internet, always from the app.
 
     Raises ``ValueError`` when ``admin_cidr`` is not a CIDR block.
@@ -392,16 +396,20 @@ def verdicts(resources: Sequence[ResourceLike], admin_cidr: str) -> list[Verdict
     app_dest = app.label + (f" ({_text(app.address)})" if app.address else "")
     db_dest = db.label + (f" ({_text(db.address)})" if db.address else "")
 
-    out = [
-        _verdict(
-            f"internet->app:{SSH_PORT}",
-            f"internet, adminCidr {admin}",
-            app_dest,
-            SSH_PORT,
-            ALLOWED,
-            _from_internet(net, admin, app, SSH_PORT),
-        )
-    ]
+    first = _verdict(
+        f"internet->app:{SSH_PORT}",
+        f"internet, adminCidr {admin}",
+        app_dest,
+        SSH_PORT,
+        ALLOWED,
+        _from_internet(net, admin, app, SSH_PORT),
+    )
+    # The same judgement as the admin-port policy rules: a source that is not public unicast, or is too wide, is
+    # not "the admin" even if the packet gets through.
+    refused = judge_admin_source(str(admin), admin_min_prefix).error
+    if refused and admin.prefixlen:
+        first = replace(first, ok=False, reason=f"adminCidr {refused}; {first.reason}")
+    out = [first]
     actual, reason = _from_internet(net, other, app, SSH_PORT)
     if admin.prefixlen == 0:
         reason = f"adminCidr {admin} lets every internet address in; {reason}"

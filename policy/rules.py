@@ -27,6 +27,7 @@ This module constructs no ``PolicyPack`` and imports nothing from pulumi-policy:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -388,37 +389,110 @@ def _is_anywhere(rule: SecurityRule) -> bool:
 # --- the rules ----------------------------------------------------------------------------------------------------
 
 
+# Where an admin port (SSH/RDP) may be opened from: a public unicast network no wider than a /16. Every range of the
+# IANA IPv4 Special-Purpose Address Registry (RFC 6890, www.iana.org/assignments/iana-ipv4-special-registry) that is not
+# globally reachable unicast is refused, with what it is. The documentation ranges (RFC 5737) are allowed with a
+# warning: they stand for "your public address" in examples and offline plans, and reach nobody on the real internet.
+ADMIN_SOURCE_MIN_PREFIX = 16
+NOT_PUBLIC_UNICAST: tuple[tuple[str, str], ...] = (
+    ("0.0.0.0/8", "'this network' (RFC 791), not a source on the internet"),
+    ("10.0.0.0/8", "a private range (RFC 1918); SSH from the internet arrives from your public IP"),
+    ("100.64.0.0/10", "carrier-grade NAT space (RFC 6598); your public IP is the NAT's outside address"),
+    ("127.0.0.0/8", "loopback (RFC 1122); no packet from the internet has this source"),
+    ("169.254.0.0/16", "link-local (RFC 3927); it never leaves a network segment"),
+    ("172.16.0.0/12", "a private range (RFC 1918); SSH from the internet arrives from your public IP"),
+    ("192.0.0.0/24", "IETF protocol assignments (RFC 6890), not a host's address"),
+    ("192.168.0.0/16", "a private range (RFC 1918); SSH from the internet arrives from your public IP"),
+    ("198.18.0.0/15", "the benchmarking range (RFC 2544), not routed on the internet"),
+    ("224.0.0.0/4", "multicast (RFC 5771); a TCP connection never comes from a multicast address"),
+    ("240.0.0.0/4", "reserved (RFC 1112) and broadcast, not a host's address"),
+)
+DOCUMENTATION_RANGES = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")  # RFC 5737
+
+
+@dataclass(frozen=True)
+class AdminSource:
+    """The judgement of one admin-port source: ``error`` refuses it, ``warning`` lets it pass with a note."""
+
+    error: str | None = None
+    warning: str | None = None
+
+
+def judge_admin_source(cidr: Any, min_prefix: int = ADMIN_SOURCE_MIN_PREFIX) -> AdminSource:
+    """Is ``cidr`` acceptable as the source of SSH/RDP: public unicast and no wider than ``/min_prefix``?"""
+    net = network(cidr)
+    if net is None:
+        return AdminSource(error=f"{cidr!r} is not a CIDR block like 203.0.113.7/32")
+    if net.prefixlen == 0:
+        return AdminSource(error=f"{net} is the whole internet")
+    if net.version == 6:
+        v6_min = 48  # a site's allocation (RFC 6177); anything wider is many networks
+        if not net.is_global:
+            return AdminSource(error=f"{net} is not a public (global unicast) IPv6 network")
+        if net.prefixlen < v6_min:
+            return AdminSource(error=f"{net} is wider than /{v6_min}")
+        return AdminSource()
+    for special, what in NOT_PUBLIC_UNICAST:
+        if net.overlaps(ipaddress.ip_network(special)):  # type: ignore[arg-type]
+            inside = "is" if net.subnet_of(ipaddress.ip_network(special)) else f"overlaps {special}, which is"  # type: ignore[arg-type]
+            return AdminSource(error=f"{net} {inside} {what}")
+    if net.prefixlen < min_prefix:
+        return AdminSource(
+            error=f"{net} is wider than /{min_prefix} ({net.num_addresses:,} addresses); allow your own address "
+            "as a /32, or the lab room's public network"
+        )
+    for doc in DOCUMENTATION_RANGES:
+        if net.subnet_of(ipaddress.ip_network(doc)):  # type: ignore[arg-type]
+            return AdminSource(
+                warning=f"{net} is a documentation range (RFC 5737): fine for an example or an offline plan, but "
+                "nobody on the internet has this address; put your own public IP (https://ifconfig.me) as a /32"
+            )
+    return AdminSource()
+
+
 def _admin_ports_from_anywhere(
-    resources: Sequence[ResourceLike], types: tuple[str, ...], rule_id: str
+    resources: Sequence[ResourceLike],
+    types: tuple[str, ...],
+    rule_id: str,
+    min_prefix: int = ADMIN_SOURCE_MIN_PREFIX,
 ) -> list[Finding]:
     found = []
     for r in of_type(resources, *types):
         for sr in security_rules(r):
-            if sr.direction != "INGRESS" or not sr.is_tcp or not _is_anywhere(sr):
+            if sr.direction != "INGRESS" or not sr.is_tcp or sr.peer_type != "CIDR_BLOCK":
+                continue
+            why = judge_admin_source(sr.peer, min_prefix).error
+            if why is None:
                 continue
             for port in ADMIN_PORTS:
                 if sr.covers_port(port):
+                    reach = "lets the whole internet reach" if _is_anywhere(sr) else "opens"
                     found.append(
                         _finding(
                             rule_id,
                             r,
-                            f"{sr.describe()} lets the whole internet reach port {port}; "
-                            f"allow only your own address (adminCidr, e.g. 203.0.113.7/32)",
+                            f"{sr.describe()} {reach} port {port}: {why}; allow only a public address no wider "
+                            f"than /{min_prefix} (adminCidr, e.g. your own IP as 203.0.113.7/32)",
                         )
                     )
     return found
 
 
-def check_security_list_admin_ports(resources: Sequence[ResourceLike]) -> list[Finding]:
-    """No security list (default or not) allows ingress from 0.0.0.0/0 (or ::/0) to TCP 22 or 3389."""
+def check_security_list_admin_ports(
+    resources: Sequence[ResourceLike], min_prefix: int = ADMIN_SOURCE_MIN_PREFIX
+) -> list[Finding]:
+    """No security list (default or not) opens TCP 22 or 3389 to a source that is not public unicast, or that is
+    wider than ``/min_prefix`` (0.0.0.0/0 above all)."""
     return _admin_ports_from_anywhere(
-        resources, (SECURITY_LIST, DEFAULT_SECURITY_LIST), "security-list-no-admin-ports-from-internet"
+        resources, (SECURITY_LIST, DEFAULT_SECURITY_LIST), "security-list-no-admin-ports-from-internet", min_prefix
     )
 
 
-def check_nsg_admin_ports(resources: Sequence[ResourceLike]) -> list[Finding]:
-    """No NSG security rule allows ingress from 0.0.0.0/0 (or ::/0) to TCP 22 or 3389."""
-    return _admin_ports_from_anywhere(resources, (NSG_RULE,), "nsg-no-admin-ports-from-internet")
+def check_nsg_admin_ports(
+    resources: Sequence[ResourceLike], min_prefix: int = ADMIN_SOURCE_MIN_PREFIX
+) -> list[Finding]:
+    """The same judgement for NSG security rules."""
+    return _admin_ports_from_anywhere(resources, (NSG_RULE,), "nsg-no-admin-ports-from-internet", min_prefix)
 
 
 def check_default_security_list(resources: Sequence[ResourceLike]) -> list[Finding]:
@@ -708,16 +782,21 @@ def check_required_tags(resources: Sequence[ResourceLike]) -> list[Finding]:
 RULES: tuple[Rule, ...] = (
     Rule(
         id="security-list-no-admin-ports-from-internet",
-        description="No security list allows ingress from 0.0.0.0/0 to port 22 (SSH) or 3389 (RDP).",
+        description="No security list opens port 22 (SSH) or 3389 (RDP) to 0.0.0.0/0, to a source that is not "
+        "public unicast (private, loopback, multicast, ...), or to one wider than a /16.",
         level=MANDATORY,
-        source="CIS OCI Foundations Benchmark v1.2.0 2.1 and 2.2; checkov CKV_OCI_19 (port 22), CKV_OCI_20 (port 3389)",
+        source="CIS OCI Foundations Benchmark v1.2.0 2.1 and 2.2; checkov CKV_OCI_19 (port 22), CKV_OCI_20 "
+        "(port 3389); stricter here: sources must be public unicast (IANA IPv4 special-purpose registry, RFC 6890) "
+        "and at most a /16",
         check=check_security_list_admin_ports,
     ),
     Rule(
         id="nsg-no-admin-ports-from-internet",
-        description="No network security group allows ingress from 0.0.0.0/0 to port 22 (SSH) or 3389 (RDP).",
+        description="No network security group opens port 22 (SSH) or 3389 (RDP) to 0.0.0.0/0, to a source that "
+        "is not public unicast, or to one wider than a /16.",
         level=MANDATORY,
-        source="CIS OCI Foundations Benchmark v1.2.0 2.3 and 2.4; checkov CKV_OCI_22 (port 22)",
+        source="CIS OCI Foundations Benchmark v1.2.0 2.3 and 2.4; checkov CKV_OCI_22 (port 22); stricter here: sources "
+        "must be public unicast (IANA IPv4 special-purpose registry, RFC 6890) and at most a /16",
         check=check_nsg_admin_ports,
     ),
     Rule(
@@ -781,6 +860,33 @@ RULES: tuple[Rule, ...] = (
 )
 
 RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
+ADMIN_RULE_CHECKS: dict[str, Callable[..., list[Finding]]] = {
+    "security-list-no-admin-ports-from-internet": check_security_list_admin_ports,
+    "nsg-no-admin-ports-from-internet": check_nsg_admin_ports,
+}
+
+
+def rules_with_admin_limit(min_prefix: int) -> tuple[Rule, ...]:
+    """``RULES`` with the admin-port rules judging sources against ``/min_prefix`` instead of the default /16
+    (class.yaml ``adminCidrMinPrefix``)."""
+    if min_prefix == ADMIN_SOURCE_MIN_PREFIX:
+        return RULES
+    out = []
+    for rule in RULES:
+        check = ADMIN_RULE_CHECKS.get(rule.id)
+        if check is not None:
+            rule = Rule(
+                rule.id,
+                rule.description.replace("/16", f"/{min_prefix}"),
+                rule.level,
+                rule.source,
+                functools.partial(check, min_prefix=min_prefix),
+                rule.offline_only_part,
+            )
+        out.append(rule)
+    return tuple(out)
+
+
 _LEVEL_ORDER = {MANDATORY: 0, ADVISORY: 1}
 
 

@@ -205,7 +205,12 @@ MUTATIONS: list[tuple[str, Callable[[Resources], None], set[tuple[str, str]]]] =
     (
         "default-sl-with-ingress",
         _default_sl_ingress,
-        {("default-security-list-no-ingress", "lab-default-sl"), (DB_PORT, "lab-default-sl")},
+        # all protocols from the VCN's private range: SSH from a private source is refused too
+        {
+            ("default-security-list-no-ingress", "lab-default-sl"),
+            (DB_PORT, "lab-default-sl"),
+            (ADMIN_SL, "lab-default-sl"),
+        },
     ),
     ("default-sl-unmanaged", _default_sl_unmanaged, {("default-security-list-no-ingress", "lab-vcn")}),
     ("db-in-public-subnet", _db_in_public_subnet, {("no-public-ip-in-private-subnet", "lab-mysql")}),
