@@ -18,6 +18,7 @@ network = Network(
         public_subnet_cidr=cfg.public_subnet_cidr,
         private_subnet_cidr=cfg.private_subnet_cidr,
         admin_cidr=cfg.admin_cidr,
+        instructor_cidr=cfg.instructor_cidr,
         db_ports=(cfg.engine.port, *cfg.engine.extra_ports),
         name_prefix=cfg.name_prefix,
         tags=cfg.tags,

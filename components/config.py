@@ -30,6 +30,7 @@ DEFAULTS: dict[str, str | None] = {
     "compartmentId": None,
     "sshPublicKey": None,
     "adminCidr": None,
+    "instructorCidr": None,
     "vcnCidr": "10.0.0.0/16",
     "publicSubnetCidr": None,
     "privateSubnetCidr": None,
@@ -68,6 +69,7 @@ EXAMPLES: dict[str, str] = {
     "compartmentId": "ocid1.compartment.oc1..aaaaaaaa4t3x7c2qm5k6n7p8r9s2t3u4v5w6x7y8z2a3b4c5d6e7f8g9h2ia",
     "sshPublicKey": '"$(cat ~/.ssh/id_ed25519.pub)"  (the .pub file, one line starting with ssh-ed25519)',
     "adminCidr": "203.0.113.7/32  (your own public IP, see https://ifconfig.me)",
+    "instructorCidr": "198.51.100.40/32  (the instructor's public IP; set by labctl class)",
     "vcnCidr": "10.0.0.0/16",
     "publicSubnetCidr": "10.0.0.0/24",
     "privateSubnetCidr": "10.0.1.0/24",
@@ -95,6 +97,7 @@ DESCRIPTIONS: dict[str, str] = {
     "compartmentId": "OCID of the compartment (or the tenancy root) where everything is created.",
     "sshPublicKey": "OpenSSH public key installed on the app VM (contents of ~/.ssh/id_ed25519.pub).",
     "adminCidr": "The only source allowed to SSH to the app VM, e.g. your public IP as a /32.",
+    "instructorCidr": "A second SSH source: the instructor's network, for a class's connection checks (optional).",
     "vcnCidr": "CIDR of the VCN; an RFC 1918 range between /16 and /29.",
     "publicSubnetCidr": "CIDR of the public (app) subnet; default: the first /24 of vcnCidr.",
     "privateSubnetCidr": "CIDR of the private (DB) subnet; default: the second /24 of vcnCidr.",
@@ -119,17 +122,17 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 OCID_RE = re.compile(
-    r"^ocid1\.(?P<type>[a-z0-9]+)\.(?P<realm>oc[0-9]+)\.(?P<region>[a-z0-9-]*)(\.[a-z0-9-]*)?\.(?P<uid>[a-z0-9]{16,})$"
+    r"^ocid1\.(?P<type>[a-z0-9]+)\.(?P<realm>oc[0-9]+)\.(?P<region>[a-z0-9-]*)(\.[a-z0-9-]*)?\.(?P<uid>[a-z0-9]{16,})\Z"
 )
 APP_SHAPE_RE = re.compile(
     r"^VM\.(Standard\.E2\.1\.Micro|Standard\.(A1|A2|A4|E3|E4|E5|E6)\.Flex|Standard3\.Flex|Optimized3\.Flex"
-    r"|Standard\.E2\.(1|2|4|8)|Standard2\.(1|2|4|8|16|24))$"
+    r"|Standard\.E2\.(1|2|4|8)|Standard2\.(1|2|4|8|16|24))\Z"
 )
 DB_SHAPE_RE = re.compile(
-    r"^MySQL\.(Free|[0-9]+|VM\.Standard\.E[2-9]\.[0-9]+\.[0-9]+GB|HeatWave\.VM\.Standard(\.E[2-9])?)$"
+    r"^MySQL\.(Free|[0-9]+|VM\.Standard\.E[2-9]\.[0-9]+\.[0-9]+GB|HeatWave\.VM\.Standard(\.E[2-9])?)\Z"
 )
-IDENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
-STUDENT_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+IDENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}\Z")  # \Z, not $: "lab\n" must not pass
+STUDENT_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z")
 RESERVED_DB_NAMES = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
 PASSWORD_SPECIALS = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ ")
 SSH_KEY_TYPES = (
@@ -195,6 +198,7 @@ class LabConfig:
     ssh_private_key_path: str | None
     check_timeout_seconds: int
     connection_check: bool
+    instructor_cidr: str | None = None
     db_password: str | None = field(default=None, repr=False)  # never in repr, logs or errors
     warnings: tuple[str, ...] = ()
 
@@ -378,6 +382,9 @@ def parse_config(
             f"adminCidr {admin_net} is a private (RFC 1918) range; SSH from the internet arrives from your "
             "public IP (https://ifconfig.me), not from a private one."
         )
+
+    instructor = get("instructorCidr")
+    instructor_net = _cidr(problems, "instructorCidr", instructor) if instructor is not None else None
 
     vcn = _cidr(problems, "vcnCidr", get("vcnCidr") or "")
     pub = priv = None
@@ -591,6 +598,7 @@ def parse_config(
         compartment_id=compartment or "",
         ssh_public_key=ssh_key or "",
         admin_cidr=str(admin_net),
+        instructor_cidr=str(instructor_net) if instructor_net is not None else None,
         vcn_cidr=str(vcn),
         public_subnet_cidr=str(pub),
         private_subnet_cidr=str(priv),

@@ -1,7 +1,7 @@
 """Network tier: the VCN, its gateway and route tables, a public (app) and a private (DB) subnet.
 
 Security, by construction:
-- public subnet: SSH (22) only from ``admin_cidr``;
+- public subnet: SSH (22) only from ``admin_cidr`` (and, in a class, the instructor's ``instructor_cidr``);
 - private subnet: the database ports only from the public subnet's CIDR (never the VCN, never 0.0.0.0/0),
   no public IPs on its VNICs, and a route table with no route out of the VCN;
 - the VCN's default security list is taken over and left empty, so nothing attached to it by accident is open.
@@ -31,6 +31,7 @@ class NetworkArgs:
     db_ports: tuple[int, ...]
     name_prefix: str
     tags: dict[str, str]
+    instructor_cidr: str | None = None  # a class's instructor: the second SSH source, for the connection check
 
 
 def _tcp_in(source: str, port: int, description: str) -> oci.core.SecurityListIngressSecurityRuleArgs:
@@ -112,7 +113,12 @@ class Network(pulumi.ComponentResource):
             f"{name}-public-sl",
             vcn_id=vcn.id,
             display_name=f"{p}-public-sl",
-            ingress_security_rules=[_tcp_in(args.admin_cidr, 22, "SSH from the admin CIDR only")],
+            ingress_security_rules=[_tcp_in(args.admin_cidr, 22, "SSH from the admin CIDR only")]
+            + (
+                [_tcp_in(args.instructor_cidr, 22, "SSH from the instructor's CIDR (class connection check)")]
+                if args.instructor_cidr and args.instructor_cidr != args.admin_cidr
+                else []
+            ),
             # Egress open, as OCI's own default: cloud-init needs package repositories, and the VM reaches the
             # database, DNS and NTP through it. Stateful rules let only the replies back in.
             egress_security_rules=[

@@ -48,10 +48,14 @@ def _load_class(args: argparse.Namespace) -> tuple[list, object] | int:
     try:
         roster = load_roster(args.roster)
         cls = load_class_config(args.class_config)
-        check_students(roster.students, cls, roster.source)
+        warnings = check_students(roster.students, cls, roster.source)
     except (RosterError, ClassConfigError) as e:
         print(f"labctl class: {e}", file=sys.stderr)
         return EXIT_USAGE
+    for w in warnings[:20]:
+        print(f"warning: {w}", file=sys.stderr)
+    if len(warnings) > 20:
+        print(f"warning: … and {len(warnings) - 20} more like these", file=sys.stderr)
     return roster.students, cls
 
 
@@ -59,8 +63,15 @@ def _cmd_class_validate(args: argparse.Namespace) -> int:
     loaded = _load_class(args)
     if isinstance(loaded, int):
         return loaded
-    students, _ = loaded
+    students, cls = loaded
     print(f"{args.roster}: {len(students)} students, all valid (stacks {students[0].stack} … {students[-1].stack})")
+    if cls.connection_check:
+        print(
+            f"connection check: each VM trusts its student's key and the instructor's; SSH from the student's CIDR "
+            f"and {cls.instructor_cidr}; each .env goes to <out-dir>/env/<student_id>/.env"
+        )
+    else:
+        print("connection check: off (config: {connectionCheck: false}); no .env is written for the students")
     return EXIT_OK
 
 

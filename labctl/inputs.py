@@ -55,7 +55,7 @@ def read_input_file(path: str | Path, what: str, example: str, max_bytes: int = 
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise InputFileError(src, f"no such {what} file; {example}") from None
+        raise InputFileError(src, f"no such file ({what}); {example}") from None
     except PermissionError:
         raise InputFileError(src, f"the {what} file cannot be read (permission denied on a parent directory)") from None
     except OSError as e:

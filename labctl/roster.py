@@ -4,22 +4,23 @@ Pure: text in, a ``Roster`` / ``ClassConfig`` or an error listing every problem 
 the lab's own validators (``components.config``), so a row that passes here is a config the program accepts, and
 ``check_students`` runs ``components.config.parse_config`` on every student's full config to prove it.
 
-Roster header: ``student_id,name,email,ssh_public_key[,compartment_id][,admin_cidr]`` (any order).
+Roster header: ``student_id,name,email,ssh_public_key[,compartment_id][,admin_cidr][,oci_profile][,region]`` (any
+order).
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import ipaddress
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from components.config import (
     DEFAULTS,
@@ -32,18 +33,20 @@ from components.config import (
     check_ssh_public_key,
     parse_config,
 )
+from labctl.inputs import InputFileError, load_yaml, read_input_file
+from policy.rules import ADMIN_SOURCE_MIN_PREFIX, judge_admin_source
 
 REQUIRED_COLUMNS = ("student_id", "name", "email", "ssh_public_key")
-OPTIONAL_COLUMNS = ("compartment_id", "admin_cidr")
+OPTIONAL_COLUMNS = ("compartment_id", "admin_cidr", "oci_profile", "region")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 EXAMPLE_HEADER = "student_id,name,email,ssh_public_key,compartment_id,admin_cidr"
 STACK_PREFIX = "student-"
-STACK_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+STACK_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}\Z")
 EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\Z"
 )
-REGION_RE = re.compile(r"^[a-z]{2,}-[a-z]+-[0-9]+$")
+REGION_RE = re.compile(r"[a-z]{2,}(?:-[a-z]+)+-[0-9]+\Z")
 COLUMN_EXAMPLES = {
     "student_id": "a23-042  (letters, digits, hyphens; becomes stack student-a23-042)",
     "name": "Siti Rahma",
@@ -51,9 +54,31 @@ COLUMN_EXAMPLES = {
     "ssh_public_key": "ssh-ed25519 AAAAC3Nza... siti@laptop  (the one line of the student's .pub file)",
     "compartment_id": EXAMPLES["compartmentId"],
     "admin_cidr": "198.51.100.23/32  (the student's public IP, see https://ifconfig.me)",
+    "oci_profile": "SITI  (a [SITI] profile in ~/.oci/config holding the student's own tenancy's API key)",
+    "region": "ap-singapore-1  (the student's home region)",
 }
+PROFILE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 # class.yaml top-level keys; everything else of the program goes under `config:`
-CLASS_KEYS = ("compartmentId", "region", "adminCidr", "appShape", "dbShape", "dbEngine", "tenancies", "config")
+CLASS_KEYS = (
+    "compartmentId",
+    "region",
+    "adminCidr",
+    "adminCidrMinPrefix",
+    "instructorSshPublicKey",
+    "instructorSshPrivateKeyPath",
+    "instructorCidr",
+    "appShape",
+    "dbShape",
+    "dbEngine",
+    "tenancies",
+    "config",
+)
+CLASS_EXAMPLES = {
+    "instructorSshPublicKey": "ssh-ed25519 AAAAC3Nza... instructor@course  (the instructor's .pub file)",
+    "instructorSshPrivateKeyPath": "~/.ssh/course_ed25519  (the private key beside that .pub file)",
+    "instructorCidr": "198.51.100.40/32  (the public IP the instructor runs labctl from)",
+    "adminCidrMinPrefix": "16  (SSH sources may be no wider than a /16)",
+}
 TENANCY_MODES = ("shared", "per-compartment", "per-student")
 PER_STUDENT_KEYS = ("sshPublicKey", "studentId", "compartmentId", "adminCidr")
 # which roster column or class.yaml key a config key comes from, to point a per-student problem at its source
@@ -99,6 +124,8 @@ class Student:
     compartment_id: str | None
     admin_cidr: str | None
     line: int
+    oci_profile: str | None = None
+    region: str | None = None
 
 
 @dataclass
@@ -135,6 +162,26 @@ def _check_cidr(value: str) -> str | None:
     if "/" not in value:
         return f"'{value}' has no prefix length; write {value}/32 for a single address"
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def oci_regions() -> tuple[str, ...]:
+    """OCI's region identifiers (``labctl/data/regions.json``, with its source)."""
+    doc = json.loads((Path(__file__).resolve().parent / "data" / "regions.json").read_text(encoding="utf-8"))
+    return tuple(doc["regions"])
+
+
+def check_region(value: str) -> str | None:
+    """Why ``value`` is not an OCI region identifier, or None."""
+    if value in oci_regions():
+        return None
+    near = difflib.get_close_matches(value.lower(), oci_regions(), n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]}?" if near else ""
+    shape = "" if REGION_RE.match(value) else " (identifiers look like ap-singapore-1, not a display name)"
+    return (
+        f"'{value}' is not an OCI region identifier{shape}{hint} (known regions: labctl/data/regions.json, from the "
+        "OCI SDK)"
+    )
 
 
 def _check_ocid(value: str) -> str | None:
@@ -291,8 +338,23 @@ def parse_roster(text: str, source: str = "roster.csv") -> Roster:
             why = _check_cidr(cidr)
             if why:
                 problems.append(RosterProblem(line, "admin_cidr", f"{why}.{_ex('admin_cidr')}"))
+        profile = rec.get("oci_profile") or None
+        if profile and not PROFILE_RE.match(profile):
+            problems.append(
+                RosterProblem(
+                    line,
+                    "oci_profile",
+                    f"'{profile}' is not a profile name of an OCI config file (letters, digits, '.', '_', '-')."
+                    f"{_ex('oci_profile')}",
+                )
+            )
+        region = rec.get("region") or None
+        if region:
+            why = check_region(region)
+            if why:
+                problems.append(RosterProblem(line, "region", f"{why}.{_ex('region')}"))
         if len(problems) == before:
-            students.append(Student(sid, stack, rec["name"], rec["email"], key, comp, cidr, line))
+            students.append(Student(sid, stack, rec["name"], rec["email"], key, comp, cidr, line, profile, region))
     if problems:
         raise RosterError(problems, source)
     return Roster(source=source, columns=columns, students=students)
@@ -302,15 +364,9 @@ def load_roster(path: str | Path) -> Roster:
     """Read and validate a roster CSV file (UTF-8, with or without BOM, LF or CRLF)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise RosterError(
-            [RosterProblem(0, "", f"no such file; create it with the header {EXAMPLE_HEADER}")], str(p)
-        ) from None
-    except UnicodeDecodeError:
-        raise RosterError(
-            [RosterProblem(0, "", "is not UTF-8 text; save the spreadsheet as 'CSV UTF-8'")], str(p)
-        ) from None
+        text = read_input_file(p, "roster", f"create it with the header {EXAMPLE_HEADER}")
+    except InputFileError as e:
+        raise RosterError([RosterProblem(e.line, "", e.problem)], str(p)) from None
     return parse_roster(text, str(p))
 
 
@@ -336,6 +392,15 @@ class ClassConfig:
     db_engine: str | None = None
     tenancies: str = "shared"
     config: dict[str, str] = field(default_factory=dict)  # other oci-dblab keys, short names
+    admin_cidr_min_prefix: int = ADMIN_SOURCE_MIN_PREFIX
+    instructor_ssh_public_key: str | None = None
+    instructor_ssh_private_key_path: str | None = None
+    instructor_cidr: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def connection_check(self) -> bool:
+        return self.config.get("connectionCheck", "true").strip().lower() not in ("false", "no", "0")
 
 
 def _scalar(value: Any) -> str | None:
@@ -349,9 +414,9 @@ def _scalar(value: Any) -> str | None:
 def parse_class_config(text: str, source: str = "class.yaml") -> ClassConfig:
     """Parse and check class.yaml text. Raises ``ClassConfigError`` listing every problem."""
     try:
-        data = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as e:
-        raise ClassConfigError([f"is not valid YAML: {e}"], source) from None
+        data = load_yaml(text, source)
+    except InputFileError as e:
+        raise ClassConfigError([f"line {e.line}: {e.problem}" if e.line else e.problem], source) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -383,13 +448,50 @@ def parse_class_config(text: str, source: str = "class.yaml") -> ClassConfig:
         if why:
             problems.append(f"compartmentId: {why}. Example: {EXAMPLES['compartmentId']}")
     region = values.get("region")
-    if region and not REGION_RE.match(region):
-        problems.append(f"region: '{region}' is not an OCI region identifier. Example: ap-singapore-1")
-    cidr = values.get("adminCidr")
-    if cidr:
-        why = _check_cidr(cidr)
+    if region:
+        why = check_region(region)
         if why:
-            problems.append(f"adminCidr: {why}. Example: 203.0.113.0/24  (the lab room's public network)")
+            problems.append(f"region: {why}. Example: ap-singapore-1")
+    min_prefix = ADMIN_SOURCE_MIN_PREFIX
+    raw_min = values.get("adminCidrMinPrefix")
+    if raw_min is not None:
+        if not re.fullmatch(r"/?[0-9]{1,2}", raw_min) or not 8 <= int(raw_min.lstrip("/")) <= 32:
+            problems.append(
+                f"adminCidrMinPrefix: '{raw_min}' is not a prefix length 8..32. "
+                f"Example: {CLASS_EXAMPLES['adminCidrMinPrefix']}"
+            )
+        else:
+            min_prefix = int(raw_min.lstrip("/"))
+    warnings: list[str] = []
+    cidr = values.get("adminCidr")
+    icidr = values.get("instructorCidr")
+    for key, value, example in (
+        ("adminCidr", cidr, "203.0.113.0/24  (the lab room's public network)"),
+        ("instructorCidr", icidr, CLASS_EXAMPLES["instructorCidr"]),
+    ):
+        if value:
+            why = _check_cidr(value)
+            if why:
+                problems.append(f"{key}: {why}. Example: {example}")
+                continue
+            judged = judge_admin_source(value, min_prefix)
+            if judged.error:
+                problems.append(f"{key}: {judged.error}; SSH must come from a public address. Example: {example}")
+            elif judged.warning:
+                warnings.append(f"{source}: {key}: {judged.warning}")
+    ikey = values.get("instructorSshPublicKey")
+    if ikey:
+        why = check_ssh_public_key(ikey)
+        if why:  # never echo it: it might be a private key pasted by mistake
+            problems.append(
+                f"instructorSshPublicKey: the key {why}. Example: {CLASS_EXAMPLES['instructorSshPublicKey']}"
+            )
+    ipath = values.get("instructorSshPrivateKeyPath")
+    if ipath and ipath.endswith(".pub"):
+        problems.append(
+            f"instructorSshPrivateKeyPath: '{ipath}' is a public key; give the private key beside it. "
+            f"Example: {CLASS_EXAMPLES['instructorSshPrivateKeyPath']}"
+        )
     tenancies = values.get("tenancies") or "shared"
     if tenancies not in TENANCY_MODES:
         problems.append(
@@ -426,6 +528,24 @@ def parse_class_config(text: str, source: str = "class.yaml") -> ClassConfig:
                 problems.append(f"config.{key}: must be a single value, not {type(raw).__name__}")
             else:
                 extra[key] = v
+    check_on = str(extra.get("connectionCheck", "true")).strip().lower() not in ("false", "no", "0")
+    missing = [
+        k
+        for k, v in (
+            ("instructorSshPublicKey", ikey),
+            ("instructorSshPrivateKeyPath", ipath),
+            ("instructorCidr", icidr),
+        )
+        if not v
+    ]
+    if check_on and missing:
+        problems.append(
+            f"{', '.join(missing)}: not set, and every student's stack runs the connection check. The check logs in "
+            "to each student's VM from the instructor's machine, so the VMs must trust the instructor's key and "
+            "allow SSH from the instructor's address. Set "
+            + "; ".join(f"{k}: {CLASS_EXAMPLES[k]}" for k in missing)
+            + ". Or turn the check off for the class: config: {connectionCheck: false}"
+        )
     if problems:
         raise ClassConfigError(problems, source)
     return ClassConfig(
@@ -433,6 +553,11 @@ def parse_class_config(text: str, source: str = "class.yaml") -> ClassConfig:
         compartment_id=comp,
         region=region,
         admin_cidr=cidr,
+        admin_cidr_min_prefix=min_prefix,
+        instructor_ssh_public_key=ikey,
+        instructor_ssh_private_key_path=ipath,
+        instructor_cidr=icidr,
+        warnings=tuple(warnings),
         app_shape=values.get("appShape"),
         db_shape=values.get("dbShape"),
         db_engine=values.get("dbEngine"),
@@ -445,17 +570,25 @@ def load_class_config(path: str | Path) -> ClassConfig:
     """Read and check a class.yaml file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ClassConfigError(
-            ["no such file; create it with at least 'compartmentId: ocid1.compartment.…'"], str(p)
-        ) from None
+        text = read_input_file(p, "class config", "create it with at least 'compartmentId: ocid1.compartment.…'")
+    except InputFileError as e:
+        raise ClassConfigError([f"line {e.line}: {e.problem}" if e.line else e.problem], str(p)) from None
     return parse_class_config(text, str(p))
 
 
 # --- one student's stack config ----------------------------------------------------------------------------
-def student_config(cls: ClassConfig, s: Student) -> tuple[dict[str, str], list[str]]:
-    """The full Pulumi config of one student's stack (keys ``oci-dblab:…`` and ``oci:region``) and its secret keys."""
+def env_file_for(env_dir: Path, s: Student) -> Path:
+    """Where the student's ``.env`` is written on the instructor's machine: ``<out-dir>/env/<student_id>/.env``."""
+    return env_dir / s.student_id / ".env"
+
+
+def student_config(cls: ClassConfig, s: Student, env_dir: Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """The full Pulumi config of one student's stack (keys ``oci-dblab:…`` and ``oci:region``) and its secret keys.
+
+    The VM trusts the student's key and the instructor's; SSH is open to the student's CIDR and the instructor's;
+    the connection check runs with the instructor's private key and writes the student's ``.env`` under
+    ``env_dir`` (``<out-dir>/env/<student_id>/.env``), never a shared one.
+    """
     short: dict[str, str] = dict(cls.config)
     for key, value in (("appShape", cls.app_shape), ("dbShape", cls.db_shape), ("dbEngine", cls.db_engine)):
         if value:
@@ -466,11 +599,24 @@ def student_config(cls: ClassConfig, s: Student) -> tuple[dict[str, str], list[s
         short["compartmentId"] = comp
     if cidr:
         short["adminCidr"] = cidr
-    short["sshPublicKey"] = s.ssh_public_key
+    keys = [s.ssh_public_key]
+    if cls.instructor_ssh_public_key and _key_fingerprint(cls.instructor_ssh_public_key) != _key_fingerprint(
+        s.ssh_public_key
+    ):
+        keys.append(cls.instructor_ssh_public_key)
+    short["sshPublicKey"] = "\n".join(keys)
     short["studentId"] = s.student_id
+    if cls.instructor_cidr:
+        short["instructorCidr"] = cls.instructor_cidr
+    if cls.connection_check:
+        if cls.instructor_ssh_private_key_path:
+            short["sshPrivateKeyPath"] = cls.instructor_ssh_private_key_path
+        if env_dir is not None:
+            short["envFilePath"] = str(env_file_for(env_dir, s))
     full = {f"{PROJECT}:{k}": v for k, v in short.items()}
-    if cls.region:
-        full["oci:region"] = cls.region
+    region = s.region or cls.region
+    if region:
+        full["oci:region"] = region
     secrets = sorted(f"{PROJECT}:{k}" for k in short if k in SECRET_KEYS)
     return full, secrets
 
@@ -481,11 +627,26 @@ def short_keys(config: Mapping[str, str]) -> dict[str, str]:
     return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
 
 
-def check_students(students: Sequence[Student], cls: ClassConfig, source: str = "roster.csv") -> None:
-    """Validate every student's full config with ``components.config.parse_config``; raise ``RosterError``
-    naming the student's line and the roster column (or class.yaml key) each problem comes from."""
+def check_students(students: Sequence[Student], cls: ClassConfig, source: str = "roster.csv") -> list[str]:
+    """Validate every student's full config with ``components.config.parse_config`` and judge each SSH source with
+    the admin-port rule of the policy pack; raise ``RosterError`` naming the student's line and the roster column
+    (or class.yaml key) each problem comes from. Returns the warnings (class.yaml's first, then per student)."""
     problems: list[RosterProblem] = []
+    warnings: list[str] = list(cls.warnings)
     for s in students:
+        if s.admin_cidr:
+            judged = judge_admin_source(s.admin_cidr, cls.admin_cidr_min_prefix)
+            if judged.error:
+                problems.append(
+                    RosterProblem(
+                        s.line,
+                        "admin_cidr",
+                        f"{judged.error}; SSH must come from the student's public address.{_ex('admin_cidr')}",
+                    )
+                )
+                continue
+            if judged.warning:
+                warnings.append(f"{source}:line {s.line}, admin_cidr: {judged.warning}")
         full, secrets = student_config(cls, s)
         try:
             parse_config(short_keys(full), s.stack, {k.split(":", 1)[1] for k in secrets})
@@ -501,3 +662,4 @@ def check_students(students: Sequence[Student], cls: ClassConfig, source: str = 
                 problems.append(RosterProblem(s.line, column, f"stack {s.stack}: {message}"))
     if problems:
         raise RosterError(problems, source)
+    return warnings

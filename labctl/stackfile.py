@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
+from labctl.inputs import InputFileError, load_yaml, read_input_file
 
 # Stands in for every `secure:` value: an offline plan never decrypts anything. It satisfies the password rule so
 # that a stack with an encrypted dbPassword plans like the real one would.
@@ -19,15 +19,16 @@ class StackFileError(ValueError):
 def load_stack_config(path: Path | str) -> tuple[dict[str, str], list[str]]:
     """Config map (full keys -> string values) and the secret keys of a stack settings file."""
     path = Path(path)
-    if not path.exists():
-        raise StackFileError(
-            f"stack file {path} not found; create it with `pulumi stack init <name>` or pass --config FILE "
-            "(example: --config Pulumi.dev.yaml)"
-        )
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise StackFileError(f"{path} is not valid YAML: {e}") from None
+        text = read_input_file(
+            path,
+            "stack settings",
+            "create it with `pulumi stack init <name>` or pass --config FILE (example: --config Pulumi.dev.yaml)",
+        )
+        doc = load_yaml(text, str(path))
+    except InputFileError as e:
+        raise StackFileError(str(e)) from None
+    doc = {} if doc is None else doc
     if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
         raise StackFileError(f"{path}: expected a mapping with a 'config:' section, like Pulumi.dev.yaml")
     config: dict[str, str] = {}

@@ -72,3 +72,13 @@ def mutated(plan: Plan, change: Callable[[list[PlannedResource]], Any]) -> list[
 @pytest.fixture(scope="session")
 def plan() -> Plan:
     return plan_of()
+
+
+INSTRUCTOR_PUB = make_ssh_public_key("instructor@course")
+
+
+def instructor_yaml(key_path: str = "~/.ssh/course_ed25519", cidr: str = "198.51.100.40/32") -> str:
+    """class.yaml lines giving the instructor's key and address (needed while the connection check is on)."""
+    return (
+        f"instructorSshPublicKey: {INSTRUCTOR_PUB}\ninstructorSshPrivateKeyPath: {key_path}\ninstructorCidr: {cidr}\n"
+    )

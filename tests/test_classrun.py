@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import COMPARTMENT, make_ssh_public_key
+from conftest import COMPARTMENT, instructor_yaml, make_ssh_public_key
 
 from labctl.classrun import ClassOptions, run_class
 from labctl.cli import main
@@ -29,7 +29,7 @@ def class_files(tmp_path_factory) -> tuple[Path, Path]:
     for i in range(N):
         rows.append(f"s{i:02d},Student {i},s{i}@student.example.ac.id,{make_ssh_public_key(f's{i}')},{cidr(i)}")
     (d / "roster.csv").write_text("\n".join(rows) + "\n")
-    (d / "class.yaml").write_text(f"compartmentId: {COMPARTMENT}\nregion: ap-singapore-1\n")
+    (d / "class.yaml").write_text(f"compartmentId: {COMPARTMENT}\nregion: ap-singapore-1\n" + instructor_yaml())
     return d / "roster.csv", d / "class.yaml"
 
 

@@ -116,7 +116,7 @@ def test_failing_plan_exits_non_zero(tmp_path, capsys):
 
 def test_bad_config_and_missing_stack_are_clear(tmp_path, capsys):
     code, _, err = run(capsys, "--stack", "nosuch")
-    assert code == 2 and "Pulumi.nosuch.yaml not found" in err
+    assert code == 2 and "Pulumi.nosuch.yaml: no such file" in err
     f = tmp_path / "Pulumi.bad.yaml"
     f.write_text("config:\n  oci-dblab:compartmentId: nope\n")
     code, _, err = run(capsys, "--stack", "bad", "--config", str(f))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import COMPARTMENT, make_ssh_public_key
+from conftest import COMPARTMENT, instructor_yaml, make_ssh_public_key
 
 from labctl.preflight import DOES_NOT_FIT, FITS, FITS_PAID, preflight, render_text
 from labctl.roster import RosterError, Student, parse_class_config
@@ -22,7 +22,7 @@ def students(n: int) -> list[Student]:
 
 def cls(**extra: str):
     lines = [f"compartmentId: {COMPARTMENT}", "adminCidr: 198.51.100.0/24"] + [f"{k}: {v}" for k, v in extra.items()]
-    return parse_class_config("\n".join(lines))
+    return parse_class_config("\n".join(lines) + "\n" + instructor_yaml())
 
 
 def test_one_student_fits_always_free():

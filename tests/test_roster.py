@@ -211,7 +211,7 @@ def test_bad_class_config(text, fragment):
 
 
 def test_per_student_config_problems_carry_the_student_line():
-    cls = parse_class_config("appShape: VM.Standard.E9.Flex\n")  # no compartmentId, an unknown shape
+    cls = parse_class_config("appShape: VM.Standard.E9.Flex\nconfig: {connectionCheck: false}\n")  # no compartmentId
     r = parse_roster(roster(row(1, compartment_id=COMPARTMENT, admin_cidr="198.51.100.9/32"), row(2)))
     with pytest.raises(RosterError) as e:
         check_students(r.students, cls, "class-a.csv")
