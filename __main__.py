@@ -6,9 +6,12 @@ from components.compute import AppServer, AppServerArgs
 from components.config import load_config
 from components.database import Database, DatabaseArgs
 from components.envfile import EnvFile, EnvFileArgs
+from components.lookups import placement
 from components.network import Network, NetworkArgs
 
 cfg = load_config()  # every bad value fails here, before any resource is declared
+# Home region (Always Free) and availability domains (by the shapes each offers): also refused before any resource.
+where = placement(cfg)
 
 network = Network(
     "lab",
@@ -31,6 +34,7 @@ app = AppServer(
     AppServerArgs(
         compartment_id=cfg.compartment_id,
         subnet_id=network.public_subnet_id,
+        availability_domain=where.app_availability_domain,
         shape=cfg.app_shape,
         ocpus=cfg.app_ocpus,
         memory_gbs=cfg.app_memory_gbs,
@@ -48,6 +52,7 @@ db = Database(
         compartment_id=cfg.compartment_id,
         subnet_id=network.private_subnet_id,
         subnet_domain=network.private_subnet_domain,
+        availability_domain=where.db_availability_domain,
         shape=cfg.db_shape,
         storage_gbs=cfg.db_storage_gbs,
         admin_user=cfg.db_admin_user,

@@ -8,13 +8,16 @@ import pulumi
 import pulumi_oci as oci
 
 from components.cloudinit import APP_DIR, APP_USER, user_data_b64
-from components.lookups import first_availability_domain, newest_image
+from components.lookups import newest_image
+
+IMAGE_PROPERTY = "sourceDetails.sourceId"
 
 
 @dataclass(frozen=True)
 class AppServerArgs:
     compartment_id: str
     subnet_id: pulumi.Input[str]
+    availability_domain: str  # chosen by components.lookups.placement
     shape: str
     ssh_public_key: str
     name_prefix: str
@@ -43,7 +46,7 @@ class AppServer(pulumi.ComponentResource):
         instance = oci.core.Instance(
             f"{name}-vm",
             compartment_id=args.compartment_id,
-            availability_domain=first_availability_domain(args.compartment_id, self),
+            availability_domain=args.availability_domain,
             shape=args.shape,
             shape_config=shape_config,
             display_name=f"{args.name_prefix}-app",
@@ -59,7 +62,15 @@ class AppServer(pulumi.ComponentResource):
             # Only the v2 metadata endpoint (needs a header), which blunts SSRF against instance credentials.
             instance_options=oci.core.InstanceInstanceOptionsArgs(are_legacy_imds_endpoints_disabled=True),
             freeform_tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The newest image is looked up on every run, and source_details.source_id is updatable in place: the
+                # provider re-images the VM through UpdateInstanceSourceViaImageDetails (terraform-provider-oci
+                # v8.28.0 internal/service/core/core_instance_resource.go:915 source_id has no ForceNew; :2498 the
+                # update). That would wipe ~/app/.env and the SSH host keys. An existing VM keeps its image; to move
+                # to a newer one, rebuild it: `pulumi up --replace <the VM's URN>` (README, "Updating the VM image").
+                ignore_changes=[IMAGE_PROPERTY],
+            ),
         )
 
         self.instance_id = instance.id

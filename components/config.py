@@ -45,8 +45,9 @@ DEFAULTS: dict[str, str | None] = {
     "dbPassword": None,
     "dbName": "lab",
     "dbAppUser": "lab_app",
-    "dbBackupRetentionDays": "7",
+    "dbBackupRetentionDays": None,  # the service's default
     "dbDeletionProtection": "false",
+    "availabilityDomain": None,  # chosen by the shapes each availability domain offers
     "studentId": None,
     "envFilePath": ".env",
     "sshPrivateKeyPath": None,
@@ -86,6 +87,7 @@ EXAMPLES: dict[str, str] = {
     "dbAppUser": "lab_app",
     "dbBackupRetentionDays": "7",
     "dbDeletionProtection": "false",
+    "availabilityDomain": "Uocm:PHX-AD-1",
     "studentId": "a23-042",
     "envFilePath": ".env",
     "sshPrivateKeyPath": "~/.ssh/id_ed25519",
@@ -112,8 +114,9 @@ DESCRIPTIONS: dict[str, str] = {
     "dbPassword": "Administrator password (secret). Default: a generated random password.",
     "dbName": "Database the lab creates for the app.",
     "dbAppUser": "Least-privilege user the app on the VM connects as (written to .env).",
-    "dbBackupRetentionDays": "Days automatic backups are kept (1-35).",
+    "dbBackupRetentionDays": "Days automatic backups are kept (1-35); default: the service's. Not for MySQL.Free.",
     "dbDeletionProtection": "Refuse to delete the DB system (turn off before pulumi destroy).",
+    "availabilityDomain": "Availability domain for the VM and the DB; default: the first that offers each shape.",
     "studentId": "Student identifier, used in display names and tags.",
     "envFilePath": "Where the local copy of .env is written.",
     "sshPrivateKeyPath": "Private key used for the connection check (default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa).",
@@ -191,7 +194,7 @@ class LabConfig:
     db_admin_user: str
     db_name: str
     db_app_user: str
-    db_backup_retention_days: int
+    db_backup_retention_days: int | None
     db_deletion_protection: bool
     student_id: str | None
     env_file_path: str
@@ -200,6 +203,7 @@ class LabConfig:
     connection_check: bool
     instructor_cidr: str | None = None
     db_password: str | None = field(default=None, repr=False)  # never in repr, logs or errors
+    availability_domain: str | None = None
     warnings: tuple[str, ...] = ()
 
     @property
@@ -564,7 +568,20 @@ def parse_config(
             )
         )
 
-    retention = _number(problems, "dbBackupRetentionDays", get("dbBackupRetentionDays") or "", 1, 35)
+    retention_raw = get("dbBackupRetentionDays")
+    retention = None
+    if retention_raw is not None:
+        retention = _number(problems, "dbBackupRetentionDays", retention_raw, 1, 35)
+        if retention is not None and engine is not None and db_shape == engine.always_free_shape:
+            problems.append(
+                Problem(
+                    "dbBackupRetentionDays",
+                    f"cannot be set with {db_shape}: OCI refuses a backup policy for an Always Free DB system (its "
+                    "automatic backups are kept 1 day); remove the key or choose a paid dbShape",
+                )
+            )
+    ad = get("availabilityDomain")
+    ad = ad.strip() if ad is not None else None
     protection = _bool(problems, "dbDeletionProtection", get("dbDeletionProtection") or "")
 
     student = get("studentId")
@@ -592,7 +609,7 @@ def parse_config(
         raise ConfigError(problems, stack)
 
     assert pub is not None and priv is not None and vcn is not None and admin_net is not None
-    assert engine is not None and storage is not None and retention is not None and timeout is not None
+    assert engine is not None and storage is not None and timeout is not None
     return LabConfig(
         stack=stack,
         compartment_id=compartment or "",
@@ -620,6 +637,7 @@ def parse_config(
         check_timeout_seconds=timeout,
         connection_check=check,
         db_password=password,
+        availability_domain=ad,
         warnings=tuple(warnings),
     )
 

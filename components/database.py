@@ -15,7 +15,6 @@ import pulumi_oci as oci
 import pulumi_random as random
 
 from components.engines import ENGINES, EngineSpec
-from components.lookups import first_availability_domain
 
 DB_HOSTNAME_LABEL = "mysql"
 # Specials MySQL HeatWave accepts and that survive shells, URLs and .env files without surprises.
@@ -28,6 +27,7 @@ class DatabaseArgs:
     compartment_id: str
     subnet_id: pulumi.Input[str]
     subnet_domain: pulumi.Input[str]
+    availability_domain: str  # chosen by components.lookups.placement
     shape: str
     storage_gbs: int
     admin_user: str
@@ -35,7 +35,7 @@ class DatabaseArgs:
     tags: dict[str, str]
     admin_password: pulumi.Input[str] | None = None  # None: generate one
     app_user: str | None = None  # least-privilege user for the app; its password is generated here
-    backup_retention_days: int = 7
+    backup_retention_days: int | None = None  # None: the service's default
     deletion_protection: bool = False
 
 
@@ -102,12 +102,46 @@ def _generated_password(name: str, parent: pulumi.Resource) -> pulumi.Output[str
     return pulumi.Output.secret(generated.result)
 
 
+def mysql_backup_and_deletion(
+    args: DatabaseArgs,
+) -> tuple[oci.mysql.MysqlDbSystemBackupPolicyArgs | None, list[oci.mysql.MysqlDbSystemDeletionPolicyArgs] | None]:
+    """The ``backup_policy`` and ``deletion_policies`` to send for ``args.shape`` (None: leave the property out).
+
+    Always Free (MySQL.Free): neither. OCI refuses the create with "Cannot specify backup policy with 'CreateDbSystem'
+    operation for an Always Free DB system" (quoted in public configs that then leave it out); the public apply log of
+    mlinxfeld/terraform-oci-fk-heatwave (training/lesson1_free_tier_mds/README.md: plan shows `backup_policy (known
+    after apply)` and `deletion_policy (known after apply)`, "Creation complete after 11m40s") creates a MySQL.Free
+    system with neither, and its destroy shows what the service set: backups enabled, retention_in_days = 1,
+    deletion_policy RETAIN / SKIP_FINAL_BACKUP / not protected. No public MySQL.Free config that sends a
+    deletion_policy is shown to apply, so none is sent. The provider sends each only when set
+    (terraform-provider-oci v8.28.0 internal/service/mysql/mysql_mysql_db_system_resource.go:1355 backup_policy,
+    :1444 deletion_policy; both Optional+Computed at :83 and :284, so leaving them out causes no diff later).
+    """
+    if args.shape == ENGINES["mysql"].always_free_shape:
+        if args.deletion_protection:
+            pulumi.log.warn(
+                f"dbDeletionProtection is not sent for {args.shape}: no public Always Free config shows OCI accepting "
+                "a deletion policy at create; turn it on in the OCI console (DB system > Edit > Delete protection)"
+            )
+        return None, None
+    backup = oci.mysql.MysqlDbSystemBackupPolicyArgs(is_enabled=True, retention_in_days=args.backup_retention_days)
+    deletion = [
+        oci.mysql.MysqlDbSystemDeletionPolicyArgs(
+            is_delete_protected=args.deletion_protection,
+            automatic_backup_retention="DELETE",
+            final_backup="SKIP_FINAL_BACKUP",
+        )
+    ]
+    return backup, deletion
+
+
 def _mysql_heatwave(db: Database, name: str, args: DatabaseArgs) -> DatabaseEndpoint:
     spec = ENGINES["mysql"]
+    backup_policy, deletion_policies = mysql_backup_and_deletion(args)
     system = oci.mysql.MysqlDbSystem(
         f"{name}-mysql",
         compartment_id=args.compartment_id,
-        availability_domain=first_availability_domain(args.compartment_id, db),
+        availability_domain=args.availability_domain,
         subnet_id=args.subnet_id,
         shape_name=args.shape,
         data_storage_size_in_gb=args.storage_gbs,
@@ -119,16 +153,8 @@ def _mysql_heatwave(db: Database, name: str, args: DatabaseArgs) -> DatabaseEndp
         is_highly_available=False,
         display_name=f"{args.name_prefix}-mysql",
         description="oci-dblab: MySQL HeatWave DB system, private subnet only",
-        backup_policy=oci.mysql.MysqlDbSystemBackupPolicyArgs(
-            is_enabled=True, retention_in_days=args.backup_retention_days
-        ),
-        deletion_policies=[
-            oci.mysql.MysqlDbSystemDeletionPolicyArgs(
-                is_delete_protected=args.deletion_protection,
-                automatic_backup_retention="DELETE",
-                final_backup="SKIP_FINAL_BACKUP",
-            )
-        ],
+        backup_policy=backup_policy,
+        deletion_policies=deletion_policies,
         freeform_tags=args.tags,
         opts=pulumi.ResourceOptions(
             parent=db,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pulumi
 from google.protobuf import struct_pb2
 from pulumi.output import Unknown
@@ -183,17 +184,102 @@ class ProgramError(Exception):
         self.resources = resources
 
 
+# Every shape the config accepts (components/config.py APP_SHAPE_RE, DB_SHAPE_RE examples): what one AD of the default
+# mock region offers.
+MOCK_COMPUTE_SHAPES = frozenset(
+    {
+        "VM.Standard.E2.1.Micro",
+        *(f"VM.Standard.{s}.Flex" for s in ("A1", "A2", "A4", "E3", "E4", "E5", "E6")),
+        "VM.Standard3.Flex",
+        "VM.Optimized3.Flex",
+        *(f"VM.Standard.E2.{n}" for n in (1, 2, 4, 8)),
+        *(f"VM.Standard2.{n}" for n in (1, 2, 4, 8, 16, 24)),
+    }
+)
+MOCK_DB_SHAPES = frozenset(
+    {
+        "MySQL.Free",
+        *(f"MySQL.{n}" for n in (2, 4, 8, 16, 32, 48, 64)),
+        "MySQL.VM.Standard.E3.1.8GB",
+        "MySQL.VM.Standard.E3.1.16GB",
+        "MySQL.VM.Standard.E4.1.8GB",
+        "MySQL.HeatWave.VM.Standard",
+        "MySQL.HeatWave.VM.Standard.E3",
+    }
+)
+# Region keys of a few real regions (as OCI lists them, e.g. oracle/oci-designer-toolkit
+# ocd/packages/desktop/src/data/OcdDefaultCache.ts); others get a made-up three-letter key.
+REGION_KEYS = {
+    "us-phoenix-1": "PHX",
+    "us-ashburn-1": "IAD",
+    "us-sanjose-1": "SJC",
+    "us-chicago-1": "ORD",
+    "uk-london-1": "LHR",
+    "eu-frankfurt-1": "FRA",
+    "ap-singapore-1": "SIN",
+    MOCK_REGION: "MCK",
+}
+
+
+def region_key(region: str) -> str:
+    return REGION_KEYS.get(region) or "".join(c for c in region.split("-")[1] if c.isalpha())[:3].upper()
+
+
+@dataclass(frozen=True)
+class MockCloud:
+    """The tenancy and region the mocks answer for.
+
+    Default: the stack's ``oci:region`` (else ``mock-1``) is the tenancy's home region and has one availability domain
+    that offers every shape. A test can move the home region elsewhere, split the region into ADs that offer different
+    shapes, or publish a newer image.
+    """
+
+    region: str | None = None  # None: the stack's oci:region, else MOCK_REGION
+    home_region: str | None = None  # None: the same as region
+    compute_shapes: tuple[frozenset[str], ...] = (MOCK_COMPUTE_SHAPES,)  # per AD, in OCI's order
+    db_shapes: tuple[frozenset[str], ...] = (MOCK_DB_SHAPES,)  # per AD (same length as compute_shapes)
+    image_build: str = "2026.10.31"  # the newest Oracle Linux 9 build the region lists
+
+
+class InvokeFailed(grpc.RpcError):
+    """A data source's error as the engine hands it to the SDK: a gRPC error whose details are the provider's message
+    (the SDK raises it from the invoke, where the program can catch it, instead of failing the whole run)."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self._details
+
+
 class OciMocks(mocks.Mocks):
     """Answers resource registrations and invokes the way OCI would, deterministically."""
 
-    def __init__(self, stack: str, fail_types: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        stack: str,
+        fail_types: Mapping[str, str] | None = None,
+        cloud: MockCloud | None = None,
+        region: str | None = None,
+    ) -> None:
         self.stack = stack
         self.fail_types = dict(fail_types or {})
+        self.cloud = cloud or MockCloud()
+        self.region = self.cloud.region or region or MOCK_REGION
+        self.home_region = self.cloud.home_region or self.region
+        self.tenancy_id = f"ocid1.tenancy.oc1..{_digest(stack, 'tenancy', n=60)}"
         self.subnets: dict[str, dict[str, Any]] = {}
         self.vcn_labels: dict[str, str] = {}
 
     def _ocid(self, kind: str, name: str) -> str:
-        return f"ocid1.{kind}.oc1.{MOCK_REGION}.{_digest(self.stack, kind, name, n=40)}"
+        return f"ocid1.{kind}.oc1.{self.region}.{_digest(self.stack, kind, name, n=40)}"
+
+    def ad_names(self) -> list[str]:
+        return [f"Mock:{self.region.upper()}-AD-{i + 1}" for i in range(len(self.cloud.compute_shapes))]
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
         if args.typ in self.fail_types:
@@ -231,7 +317,7 @@ class OciMocks(mocks.Mocks):
                     if public
                     else "",
                     "state": "RUNNING",
-                    "region": MOCK_REGION,
+                    "region": self.region,
                 }
             )
         elif t == "oci:Mysql/mysqlDbSystem:MysqlDbSystem":
@@ -261,31 +347,77 @@ class OciMocks(mocks.Mocks):
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, list | None]:
         if args.token in self.fail_types:
-            raise Exception(self.fail_types[args.token])
+            raise InvokeFailed(self.fail_types[args.token])
+        a = args.args
+        comp = a.get("compartmentId", "")
         if args.token == "oci:Identity/getAvailabilityDomains:getAvailabilityDomains":
-            comp = args.args.get("compartmentId", "")
             return {
                 "compartmentId": comp,
                 "id": "ads",
                 "availabilityDomains": [
-                    {
-                        "id": self._ocid("availabilitydomain", str(i)),
-                        "name": f"Mock:{MOCK_REGION.upper()}-AD-{i}",
-                        "compartmentId": comp,
-                    }
-                    for i in (1, 2, 3)
+                    {"id": self._ocid("availabilitydomain", name), "name": name, "compartmentId": comp}
+                    for name in self.ad_names()
                 ],
             }, []
-        if args.token == "oci:Core/getImages:getImages":
-            shape = str(args.args.get("shape", ""))
-            arch = "aarch64" if ".A1." in shape or ".A2." in shape or ".A4." in shape else "x86_64"
+        if args.token == "oci:Identity/getCompartment:getCompartment":
+            # every compartment of the mock tenancy sits directly under its root
+            cid = str(a.get("id", ""))
             return {
-                "compartmentId": args.args.get("compartmentId"),
+                "id": cid,
+                "compartmentId": self.tenancy_id,
+                "name": "lab",
+                "description": "mock compartment",
+                "state": "ACTIVE",
+                "isAccessible": True,
+            }, []
+        if args.token == "oci:Identity/getTenancy:getTenancy":
+            return {
+                "id": a.get("tenancyId"),
+                "tenancyId": a.get("tenancyId"),
+                "name": "mocktenancy",
+                "description": "mock tenancy",
+                "homeRegionKey": region_key(self.home_region),
+            }, []
+        if args.token == "oci:Identity/getRegionSubscriptions:getRegionSubscriptions":
+            regions = [self.home_region] + ([self.region] if self.region != self.home_region else [])
+            return {
+                "id": "subscriptions",
+                "tenancyId": a.get("tenancyId"),
+                "regionSubscriptions": [
+                    {
+                        "regionKey": region_key(r),
+                        "regionName": r,
+                        "isHomeRegion": r == self.home_region,
+                        "state": "READY",
+                        "tenancyId": a.get("tenancyId"),
+                    }
+                    for r in regions
+                ],
+            }, []
+        if args.token in ("oci:Core/getShapes:getShapes", "oci:Mysql/getShapes:getShapes"):
+            per_ad = self.cloud.compute_shapes if args.token.startswith("oci:Core") else self.cloud.db_shapes
+            names = self.ad_names()
+            ad = a.get("availabilityDomain")
+            offered = per_ad[names.index(ad)] if ad in names else frozenset().union(*per_ad)
+            if args.token.startswith("oci:Core"):
+                shapes = [
+                    {"name": n, "billingType": "ALWAYS_FREE" if n == "VM.Standard.E2.1.Micro" else "PAID"}
+                    for n in sorted(offered)
+                ]
+            else:
+                shapes = [{"name": n, "isSupportedFors": ["DBSYSTEM"]} for n in sorted(offered)]
+            return {"compartmentId": comp, "availabilityDomain": ad, "id": "shapes", "shapes": shapes}, []
+        if args.token == "oci:Core/getImages:getImages":
+            shape = str(a.get("shape", ""))
+            arch = "aarch64" if ".A1." in shape or ".A2." in shape or ".A4." in shape else "x86_64"
+            build = self.cloud.image_build
+            return {
+                "compartmentId": comp,
                 "id": "images",
                 "images": [
                     {
-                        "id": self._ocid("image", f"ol9-{arch}"),
-                        "displayName": f"Oracle-Linux-9.6-{arch}-2026.10.31-0",
+                        "id": self._ocid("image", f"ol9-{arch}-{build}"),
+                        "displayName": f"Oracle-Linux-9.6-{arch}-{build}-0",
                         "operatingSystem": "Oracle Linux",
                         "operatingSystemVersion": "9",
                         "state": "AVAILABLE",
@@ -386,18 +518,21 @@ def run_program(
     project_dir: Path | str = REPO_ROOT,
     preview: bool = True,
     fail_types: Mapping[str, str] | None = None,
+    cloud: MockCloud | None = None,
 ) -> Plan:
     """Run ``project_dir/__main__.py`` under the OCI mocks and return what it declared.
 
     ``config`` uses full keys (``oci-dblab:adminCidr``) and string values, like ``PULUMI_CONFIG``.
     ``fail_types`` maps resource types or invoke tokens to an error the mocks raise (fault injection).
+    ``cloud`` describes the tenancy and region the mocks answer for (default: one AD, home region, every shape).
     Exceptions the program raises surface as ``ProgramError`` with the resources declared before the failure.
     """
     project_dir = Path(project_dir).resolve()
     main = project_dir / "__main__.py"
     if not sys.path or sys.path[0] != str(project_dir):
         sys.path.insert(0, str(project_dir))  # this tree's `components`, even when another tree is on the path
-    oci_mocks = OciMocks(stack, fail_types)
+    region = config.get("oci:region")
+    oci_mocks = OciMocks(stack, fail_types, cloud, region=str(region) if region else None)
     monitor = RecordingMonitor(oci_mocks)
     handler = _ListHandler()
     logger = logging.getLogger(f"labctl.offline.{stack}")

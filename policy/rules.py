@@ -666,10 +666,20 @@ def check_legacy_imds_disabled(resources: Sequence[ResourceLike]) -> list[Findin
     return found
 
 
+# Passes without a backup policy: OCI refuses one for an Always Free DB system ("Cannot specify backup policy with
+# 'CreateDbSystem' operation for an Always Free DB system") and backs it up automatically, keeping each backup 1 day
+# (public apply log, mlinxfeld/terraform-oci-fk-heatwave training/lesson1_free_tier_mds/README.md: backup_policy
+# is_enabled = true, retention_in_days = 1). See components/database.py mysql_backup_and_deletion.
+AUTOMATIC_BACKUP_SHAPES = {"MySQL.Free": "Always Free: OCI backs it up automatically (kept 1 day) and refuses a policy"}
+
+
 def check_db_backups_enabled(resources: Sequence[ResourceLike]) -> list[Finding]:
-    """Every MySQL DB system declares automatic backups on."""
+    """Every MySQL DB system declares automatic backups on, except shapes OCI backs up by itself
+    (``AUTOMATIC_BACKUP_SHAPES``, with the reason)."""
     found = []
     for db in of_type(resources, MYSQL_DB_SYSTEM):
+        if value(db, "shapeName") in AUTOMATIC_BACKUP_SHAPES:
+            continue
         policy = value(db, "backupPolicy")
         if not truthy(get(policy, "isEnabled", False)):
             found.append(
@@ -843,7 +853,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="db-backups-enabled",
-        description="MySQL DB systems have automatic backups enabled.",
+        description="MySQL DB systems have automatic backups enabled (MySQL.Free: always, by OCI, kept 1 day).",
         level=ADVISORY,
         source="checkov CKV_OCI_2 'Ensure OCI Block Storage Block Volume has backup enabled' (same control, applied "
         "to the MySQL DB system; neither CIS OCI nor checkov has one for MySQL HeatWave)",

@@ -146,7 +146,10 @@ def _no_instance_options(rs: Resources) -> None:
 
 
 def _backups_off(rs: Resources) -> None:
-    named(rs, "lab-mysql").props["backupPolicy"]["isEnabled"] = False
+    # a paid shape: MySQL.Free sends no backup policy and passes the rule (tests/test_oci_rules.py)
+    db = named(rs, "lab-mysql")
+    db.props["shapeName"] = "MySQL.2"
+    db.props["backupPolicy"] = {"isEnabled": False}
 
 
 def _plaintext_password(rs: Resources) -> None:

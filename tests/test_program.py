@@ -125,8 +125,8 @@ def test_database_sits_in_the_private_subnet_without_public_ip(plan):
     assert "isPublic" not in db.props and "publicIp" not in db.outputs
     assert (db.props["shapeName"], db.props["dataStorageSizeInGb"]) == ("MySQL.Free", 50)
     assert (db.props["port"], db.props["portX"], db.props["hostnameLabel"]) == (3306, 33060, "mysql")
-    assert db.props["backupPolicy"]["isEnabled"] is True and db.props["backupPolicy"]["retentionInDays"] == 7
-    assert db.props["deletionPolicies"][0]["isDeleteProtected"] is False
+    # MySQL.Free: no backup or deletion policy is sent (tests/test_oci_rules.py)
+    assert "backupPolicy" not in db.props and "deletionPolicies" not in db.props
     assert db.props["adminUsername"] == "admin"
 
 
