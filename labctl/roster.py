@@ -503,7 +503,7 @@ def parse_class_config(text: str, source: str = "class.yaml") -> ClassConfig:
     extra: dict[str, str] = {}
     cfg = data.get("config")
     if cfg is not None and not isinstance(cfg, dict):
-        problems.append("config: must be a mapping of oci-dblab settings, e.g. config: {dbBackupRetentionDays: 1}")
+        problems.append("config: must be a mapping of oci-dblab settings, e.g. config: {connectionCheck: false}")
     for key, raw in (cfg or {}).items() if isinstance(cfg, dict) else ():
         key = str(key).removeprefix(f"{PROJECT}:")
         if key not in DEFAULTS:

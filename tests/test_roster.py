@@ -165,7 +165,7 @@ compartmentId: {COMPARTMENT}
 region: ap-singapore-1
 adminCidr: 198.51.100.0/24
 config:
-  dbBackupRetentionDays: 1
+  dbDeletionProtection: true
   connectionCheck: false
 """
 
@@ -174,14 +174,14 @@ def test_class_config_and_student_config(tmp_path):
     path = tmp_path / "class.yaml"
     path.write_text(CLASS_YAML)
     cls = load_class_config(path)
-    assert cls.tenancies == "shared" and cls.config == {"dbBackupRetentionDays": "1", "connectionCheck": "false"}
+    assert cls.tenancies == "shared" and cls.config == {"dbDeletionProtection": "true", "connectionCheck": "false"}
     r = parse_roster(roster(row(1), row(2, admin_cidr="198.51.100.77/32")))
     full, secrets = student_config(cls, r.students[1])
     assert full["oci:region"] == "ap-singapore-1"
     assert full["oci-dblab:adminCidr"] == "198.51.100.77/32"  # the row wins over the class default
     assert full["oci-dblab:compartmentId"] == COMPARTMENT
     assert full["oci-dblab:studentId"] == "a23-002"
-    assert full["oci-dblab:dbBackupRetentionDays"] == "1"
+    assert full["oci-dblab:dbDeletionProtection"] == "true"
     assert secrets == []
     check_students(r.students, cls)  # every student's config passes components.config.parse_config
 
