@@ -72,7 +72,10 @@ def _unmanaged_default_sl(rs: Resources) -> None:
 
 
 def _backups_off(rs: Resources) -> None:
-    named(rs, "lab-mysql").props["backupPolicy"]["isEnabled"] = False
+    # a paid shape: MySQL.Free sends no backup policy and passes the rule (tests/test_oci_rules.py)
+    db = named(rs, "lab-mysql")
+    db.props["shapeName"] = "MySQL.2"
+    db.props["backupPolicy"] = {"isEnabled": False}
 
 
 def _nothing(rs: Resources) -> None:
