@@ -325,6 +325,13 @@ def critical_path(resources: Sequence[Any]) -> PathReport:
             found += urns
         return [u for u in dict.fromkeys(found) if u in by_urn and u != r.urn]
 
+    def later(t: float, who: str, than_t: float, than_who: str | None) -> bool:
+        """Does (t, who) finish later than (than_t, than_who)? Ties go to the smaller URN, so the path does not
+        depend on registration order (which varies run to run): two plans of one program print one path."""
+        if than_who is None:
+            return True
+        return round(t, 9) > round(than_t, 9) or (round(t, 9) == round(than_t, 9) and who < than_who)
+
     # finish[urn] = (time the resource is done, the custom resource whose completion set that time, or None)
     finish: dict[str, tuple[float, str | None]] = {}
     via: dict[str, str | None] = {}  # custom resource -> the custom resource it waited for last
@@ -340,7 +347,7 @@ def critical_path(resources: Sequence[Any]) -> PathReport:
         start, last = 0.0, None
         for d in deps(r):
             t, who = done(d)
-            if who is not None and (last is None or t > start):
+            if who is not None and later(t, who, start, last):
                 start, last = t, who
         if r.custom:
             via[urn] = last
@@ -349,7 +356,7 @@ def critical_path(resources: Sequence[Any]) -> PathReport:
             result = (start, last)
             for c in children.get(urn, []):
                 t, who = done(c)
-                if who is not None and (result[1] is None or t > result[0]):
+                if who is not None and later(t, who, result[0], result[1]):
                     result = (t, who)
         visiting.discard(urn)
         finish[urn] = result
@@ -361,7 +368,7 @@ def critical_path(resources: Sequence[Any]) -> PathReport:
     end, tail = 0.0, None
     for r in customs:
         t, _ = finish[r.urn]
-        if t > end or tail is None:
+        if later(t, r.urn, end, tail):
             end, tail = t, r.urn
     path: list[str] = []
     while tail is not None:

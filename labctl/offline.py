@@ -19,6 +19,7 @@ import logging
 import os
 import runpy
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -448,8 +449,40 @@ class RecordingMonitor(mocks.MockMonitor):
     def __init__(self, mocks_: mocks.Mocks) -> None:
         super().__init__(mocks_)
         self.records: list[PlannedResource] = []
+        # The SDK calls the monitor from its executor threads, and MockMonitor gives each such thread an event loop
+        # of its own that nobody closes; at interpreter exit their __del__ then prints "Exception ignored in
+        # BaseEventLoop.__del__". We create those loops here instead, so run_program can close them.
+        self.thread_loops: list[asyncio.AbstractEventLoop] = []
+        self._loops_lock = threading.Lock()
+
+    def _thread_loop(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            return
+        try:
+            asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:  # a worker thread without a loop: MockMonitor would create an unowned one
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            with self._loops_lock:
+                self.thread_loops.append(loop)
+
+    def close_thread_loops(self) -> None:
+        with self._loops_lock:
+            loops, self.thread_loops = self.thread_loops, []
+        for loop in loops:
+            if not loop.is_running() and not loop.is_closed():
+                loop.close()
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self._thread_loop()
+        return super().Invoke(request)
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self._thread_loop()
+        return super().ReadResource(request)
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self._thread_loop()
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
@@ -574,6 +607,8 @@ def run_program(
                 t.cancel()
             if pending:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_default_executor())  # join the monitor's worker threads now
+            monitor.close_thread_loops()
             loop.close()
             asyncio.set_event_loop(None)
             settings.SETTINGS.outputs.clear()

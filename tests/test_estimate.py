@@ -149,3 +149,25 @@ def test_a_db_that_waits_for_the_vm_is_flagged_by_the_ratio():
     report = critical_path(rs)
     assert report.path == ["vcn", "sub", "vm", "db"]
     assert report.ratio == pytest.approx((5 + 2 + 90 + 750) / (5 + 2 + 750), abs=0.001)
+
+
+@pytest.mark.parametrize("order", ["rt-first", "sl-first"])
+def test_ties_on_the_critical_path_are_broken_by_a_stable_key_not_by_order(order):
+    """A route table and a security list take equally long; the subnet waits for both. Whichever the engine
+    registered (or listed) first, the path is the same: the smaller URN wins the tie."""
+    deps = ["rt", "sl"] if order == "rt-first" else ["sl", "rt"]
+    rs = [
+        R("vcn", estimate.VCN),
+        R("rt", "oci:Core/routeTable:RouteTable", deps=["vcn"]),
+        R("sl", "oci:Core/securityList:SecurityList", deps=["vcn"]),
+        R("sub", estimate.SUBNET, deps=deps),
+        R("db", estimate.DB_SYSTEM, deps=["sub"]),
+    ]
+    if order == "sl-first":
+        rs[1], rs[2] = rs[2], rs[1]
+    assert estimate.create_seconds(rs[1].resource_type) == estimate.create_seconds(rs[2].resource_type)
+    assert critical_path(rs).path == ["vcn", "rt", "sub", "db"]
+    # two resources ending at the same moment: the path's tail is chosen by the same key
+    twins = [R("vcn", estimate.VCN), R("b", estimate.SUBNET, deps=["vcn"]), R("a", estimate.SUBNET, deps=["vcn"])]
+    assert critical_path(twins).path == ["vcn", "a"]
+    assert critical_path(list(reversed(twins))).path == ["vcn", "a"]
