@@ -240,6 +240,7 @@ class MockCloud:
     compute_shapes: tuple[frozenset[str], ...] = (MOCK_COMPUTE_SHAPES,)  # per AD, in OCI's order
     db_shapes: tuple[frozenset[str], ...] = (MOCK_DB_SHAPES,)  # per AD (same length as compute_shapes)
     image_build: str = "2026.10.31"  # the newest Oracle Linux 9 build the region lists
+    compartment_depth: int = 1  # how many compartments deep the stack's compartment sits below the tenancy root
 
 
 class InvokeFailed(grpc.RpcError):
@@ -275,6 +276,7 @@ class OciMocks(mocks.Mocks):
         self.tenancy_id = f"ocid1.tenancy.oc1..{_digest(stack, 'tenancy', n=60)}"
         self.subnets: dict[str, dict[str, Any]] = {}
         self.vcn_labels: dict[str, str] = {}
+        self.compartment_levels: dict[str, int] = {}
 
     def _ocid(self, kind: str, name: str) -> str:
         return f"ocid1.{kind}.oc1.{self.region}.{_digest(self.stack, kind, name, n=40)}"
@@ -361,11 +363,16 @@ class OciMocks(mocks.Mocks):
                 ],
             }, []
         if args.token == "oci:Identity/getCompartment:getCompartment":
-            # every compartment of the mock tenancy sits directly under its root
+            # the stack's compartment sits compartment_depth levels below the root; parents are "lab-up-<level>"
             cid = str(a.get("id", ""))
+            level = self.compartment_levels.get(cid, 0) + 1
+            parent = self.tenancy_id
+            if level < self.cloud.compartment_depth:
+                parent = f"ocid1.compartment.oc1..{_digest(self.stack, 'compartment', str(level), n=60)}"
+                self.compartment_levels[parent] = level
             return {
                 "id": cid,
-                "compartmentId": self.tenancy_id,
+                "compartmentId": parent,
                 "name": "lab",
                 "description": "mock compartment",
                 "state": "ACTIVE",

@@ -6,10 +6,12 @@ Each rule's source is cited next to the code that enforces it (components/databa
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from typing import Any
 
 import pytest
-from conftest import full_keys, good_raw, named, plan_of
+from conftest import ROOT, full_keys, good_raw, named, plan_of
 
 from components.config import ConfigError, parse_config
 from components.lookups import always_free_parts, home_region_of, region_from_ad_names
@@ -137,6 +139,22 @@ def test_the_tenancy_ocid_of_the_provider_config_is_used_without_walking_compart
     tenancy = "ocid1.tenancy.oc1..aaaaaaaa2b3c4d5e6f7g2h3i4j5k6m7n8p9q2r3s4t5u6v7w8x9y2z3a4b5c"
     msg = refused(MockCloud(home_region="us-phoenix-1"), {"oci:region": "eu-frankfurt-1", "oci:tenancyOcid": tenancy})
     assert "home region is us-phoenix-1" in msg
+
+
+def test_the_tenancy_is_found_by_walking_up_nested_compartments():
+    msg = refused(MockCloud(home_region="us-phoenix-1", compartment_depth=4), {"oci:region": "eu-frankfurt-1"})
+    assert "home region is us-phoenix-1" in msg
+
+
+def test_the_program_does_not_load_pulumi_oci_identity():
+    """Issue 12: importing pulumi_oci.identity costs ~0.9 s; the look-ups use raw invokes with its tokens instead."""
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from conftest import plan_of; plan_of(); "
+        "print(sorted(m for m in sys.modules if m.startswith('pulumi_oci.identity.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_free_shapes_in_the_home_region_pass(plan):
