@@ -1,14 +1,16 @@
 # oci-dblab: two commands on a fresh machine.
 #   make up     set up a venv and run `pulumi up` for the dev stack (local file backend, passphrase secrets)
+# The state backend is Pulumi.yaml's `backend.url` (file://.pulumi-state), so `make` and every `pulumi` command typed
+# by hand in this folder use the same state; a PULUMI_BACKEND_URL pointing elsewhere would win over it, so `stack`
+# refuses to run with one.
 #   make test   set up a venv, install and start what the tests need, run ruff and the whole test suite
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 STACK ?= dev
-export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: venv pulumi-cli stack up preview destroy test lint plan bench services
+.PHONY: venv pulumi-cli backend-check stack up preview destroy test lint plan bench services
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,7 +27,12 @@ pulumi-cli:
 	  echo "  winget install pulumi                        (Windows)"; \
 	  echo "Docs: https://www.pulumi.com/docs/install/"; exit 1; }
 
-stack: venv pulumi-cli
+backend-check:
+	@case "$${PULUMI_BACKEND_URL:-}" in ""|file://.pulumi-state|"file://$(CURDIR)/.pulumi-state") ;; *) \
+	  echo "PULUMI_BACKEND_URL is set to '$$PULUMI_BACKEND_URL' and would win over Pulumi.yaml's backend"; \
+	  echo "(file://.pulumi-state, this folder). Run 'unset PULUMI_BACKEND_URL' and try again."; exit 1;; esac
+
+stack: venv pulumi-cli backend-check
 	mkdir -p .pulumi-state
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK) --secrets-provider passphrase
 

@@ -25,36 +25,263 @@ from components.engines import ENGINES, PLANNED_ENGINES, EngineSpec
 
 PROJECT = "oci-dblab"
 
-# --- the schema: every key, its default, and how to set a good value --------------------------------------
-DEFAULTS: dict[str, str | None] = {
-    "compartmentId": None,
-    "sshPublicKey": None,
-    "adminCidr": None,
-    "instructorCidr": None,
-    "vcnCidr": "10.0.0.0/16",
-    "publicSubnetCidr": None,
-    "privateSubnetCidr": None,
-    "appShape": "VM.Standard.E2.1.Micro",
-    "appOcpus": None,
-    "appMemoryGbs": None,
-    "appImageId": None,
-    "dbEngine": "mysql",
-    "dbShape": None,  # the engine's default
-    "dbStorageGbs": "50",
-    "dbAdminUser": "admin",
-    "dbPassword": None,
-    "dbName": "lab",
-    "dbAppUser": "lab_app",
-    "dbBackupRetentionDays": None,  # the service's default
-    "dbDeletionProtection": "false",
-    "availabilityDomain": None,  # chosen by the shapes each availability domain offers
-    "studentId": None,
-    "envFilePath": ".env",
-    "sshPrivateKeyPath": None,
-    "checkTimeoutSeconds": "600",
-    "connectionCheck": "true",
-}
-REQUIRED = ("compartmentId", "sshPublicKey", "adminCidr")
+
+# --- the schema: every key once ------------------------------------------------------------------------------
+# Pulumi.yaml's `config:` block is generated from this table (`pulumi_config_block`; tests/test_config.py proves the
+# file equal to it). The Pulumi CLI merges these defaults into every stack before the program starts
+# (pulumi/pulumi pkg/workspace/config.go `mergeConfig`) and refuses a key that has neither a stack value nor a
+# default, so only the three values nobody can guess are required. An optional key's default is what the program
+# sees when the stack does not set it; "" means "derive it" (the `derived` text says how), and
+# dbBackupRetentionDays 0 means "the service's default".
+#
+# No key is declared `secret: true`: the CLI writes a project default into the stack as a plain value and then
+# refuses it for a secret key ("... must be encrypted as it's secret", config.go `validateStackConfigValue`), so a
+# secret key can have no default and would become required. dbPassword is optional (a password is generated), so
+# our own validation refuses a plain-text dbPassword instead (`secret_only`).
+@dataclass(frozen=True)
+class Setting:
+    """One config key: Pulumi type and default, a good example, what it means, and its validator."""
+
+    key: str
+    type: str  # Pulumi project config type: string | integer | boolean
+    default: str | int | bool | None  # None: required (no default in Pulumi.yaml)
+    example: str  # a good value, shown in every error about this key
+    description: str
+    validator: str  # the function of this module (or the step of parse_config) that checks the value
+    derived: str = ""  # what "" (or 0) means for this key
+    secret_only: bool = False  # a value given must be a Pulumi secret (`pulumi config set --secret`)
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+    @property
+    def default_text(self) -> str | None:
+        """The default as the program sees it: the CLI formats primitive defaults with Go's %v."""
+        if self.default is None:
+            return None
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        return str(self.default)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "compartmentId",
+        "string",
+        None,
+        "ocid1.compartment.oc1..aaaaaaaa4t3x7c2qm5k6n7p8r9s2t3u4v5w6x7y8z2a3b4c5d6e7f8g9h2ia",
+        "OCID of the compartment (or the tenancy root) where everything is created.",
+        "_ocid",
+    ),
+    Setting(
+        "sshPublicKey",
+        "string",
+        None,
+        '"$(cat ~/.ssh/id_ed25519.pub)"  (the .pub file, one line starting with ssh-ed25519)',
+        "OpenSSH public key installed on the app VM (contents of ~/.ssh/id_ed25519.pub).",
+        "check_ssh_public_key",
+    ),
+    Setting(
+        "adminCidr",
+        "string",
+        None,
+        "203.0.113.7/32  (your own public IP, see https://ifconfig.me)",
+        "The only source allowed to SSH to the app VM, e.g. your public IP as a /32.",
+        "_cidr",
+    ),
+    Setting(
+        "instructorCidr",
+        "string",
+        "",
+        "198.51.100.40/32  (the instructor's public IP; set by labctl class)",
+        "A second SSH source: the instructor's network, for a class's connection checks; \"\" = none.",
+        "_cidr",
+        derived="none",
+    ),
+    Setting(
+        "vcnCidr",
+        "string",
+        "10.0.0.0/16",
+        "10.0.0.0/16",
+        "CIDR of the VCN; an RFC 1918 range between /16 and /29.",
+        "_cidr + netplan",
+    ),
+    Setting(
+        "publicSubnetCidr",
+        "string",
+        "",
+        "10.0.0.0/24",
+        'CIDR of the public (app) subnet; "" = the first /24 of vcnCidr.',
+        "_cidr + netplan",
+        derived="the first /24 of vcnCidr",
+    ),
+    Setting(
+        "privateSubnetCidr",
+        "string",
+        "",
+        "10.0.1.0/24",
+        'CIDR of the private (DB) subnet; "" = the second /24 of vcnCidr.',
+        "_cidr + netplan",
+        derived="the second /24 of vcnCidr",
+    ),
+    Setting(
+        "availabilityDomain",
+        "string",
+        "",
+        "Uocm:AP-SINGAPORE-1-AD-1  (oci iam availability-domain list)",
+        'Availability domain for the VM and the DB system; "" = picked automatically.',
+        "AD_RE",
+        derived="picked automatically",
+    ),
+    Setting(
+        "appShape",
+        "string",
+        "VM.Standard.E2.1.Micro",
+        "VM.Standard.E2.1.Micro  (or VM.Standard.A1.Flex with appOcpus/appMemoryGbs)",
+        "Compute shape of the app VM. Flex shapes take appOcpus and appMemoryGbs.",
+        "APP_SHAPE_RE",
+    ),
+    Setting(
+        "appOcpus",
+        "string",
+        "",
+        "1",
+        'OCPUs of a Flex app VM; "" = 1.',
+        "_number",
+        derived="1 (Flex shapes only)",
+    ),
+    Setting(
+        "appMemoryGbs",
+        "string",
+        "",
+        "6",
+        'Memory in GB of a Flex app VM; "" = 6.',
+        "_number",
+        derived="6 (Flex shapes only)",
+    ),
+    Setting(
+        "appImageId",
+        "string",
+        "",
+        "ocid1.image.oc1.phx.aaaaaaaa5u6v7w8x9y2z3a4b5c6d7e8f9g2h3i4j5k6m7n8p9q2r3s4t",
+        'Image OCID for the app VM; "" = the newest Oracle Linux 9 image for the shape.',
+        "_ocid",
+        derived="the newest Oracle Linux 9 image for the shape",
+    ),
+    Setting(
+        "dbEngine",
+        "string",
+        "mysql",
+        "mysql",
+        "Database engine: mysql (MySQL HeatWave DB system).",
+        "ENGINES",
+    ),
+    Setting(
+        "dbShape",
+        "string",
+        "",
+        "MySQL.Free",
+        'Shape of the database; "" = the engine\'s default (MySQL.Free, Always Free).',
+        "DB_SHAPE_RE",
+        derived="the engine's default shape",
+    ),
+    Setting(
+        "dbStorageGbs",
+        "integer",
+        50,
+        "50",
+        "Data storage in GB (MySQL.Free: exactly 50).",
+        "_number",
+    ),
+    Setting(
+        "dbAdminUser",
+        "string",
+        "admin",
+        "admin",
+        "Administrator user name of the DB system.",
+        "IDENT_RE",
+    ),
+    Setting(
+        "dbPassword",
+        "string",
+        "",
+        "--secret 'Lab-2026-db!'  (8-32 chars with a digit, a lower, an upper and a special)",
+        'Administrator password, set with --secret; "" = a generated random password.',
+        "check_db_password",
+        derived="a generated random password",
+        secret_only=True,
+    ),
+    Setting("dbName", "string", "lab", "lab", "Database the lab creates for the app.", "IDENT_RE"),
+    Setting(
+        "dbAppUser",
+        "string",
+        "lab_app",
+        "lab_app",
+        "Least-privilege user the app on the VM connects as (written to .env).",
+        "IDENT_RE",
+    ),
+    Setting(
+        "dbBackupRetentionDays",
+        "integer",
+        0,
+        "7  (paid shapes only; 0 = the service's default)",
+        "Days automatic backups are kept (1-35, paid shapes); 0 = the service's default "
+        "(MySQL.Free: one day, not configurable).",
+        "_number",
+        derived="the service's default",
+    ),
+    Setting(
+        "dbDeletionProtection",
+        "boolean",
+        False,
+        "false",
+        "Refuse to delete the DB system (turn off before pulumi destroy); not sent for MySQL.Free (a warning says so).",
+        "_bool",
+    ),
+    Setting(
+        "studentId",
+        "string",
+        "",
+        "a23-042",
+        'Student identifier, used in display names and tags; "" = none (names use the stack).',
+        "STUDENT_RE",
+        derived="none",
+    ),
+    Setting("envFilePath", "string", ".env", ".env", "Where the local copy of .env is written.", "envFilePath"),
+    Setting(
+        "sshPrivateKeyPath",
+        "string",
+        "",
+        "~/.ssh/id_ed25519",
+        'Private key for the connection check; "" = the first of ~/.ssh/id_ed25519, id_ecdsa, id_rsa.',
+        "sshPrivateKeyPath",
+        derived="the first of ~/.ssh/id_ed25519, id_ecdsa, id_rsa",
+    ),
+    Setting(
+        "checkTimeoutSeconds",
+        "integer",
+        600,
+        "600",
+        "How long the connection check retries while the VM and the DB come up (10-3600).",
+        "_number",
+    ),
+    Setting(
+        "connectionCheck",
+        "boolean",
+        True,
+        "true",
+        "Run the connection check through the VM at pulumi up.",
+        "_bool",
+    ),
+)
+SCHEMA: dict[str, Setting] = {s.key: s for s in SETTINGS}
+# The default of each key as the program sees it (None: required); "" = derive it.
+DEFAULTS: dict[str, str | None] = {s.key: s.default_text for s in SETTINGS}
+REQUIRED = tuple(s.key for s in SETTINGS if s.required)
+EXAMPLES: dict[str, str] = {s.key: s.example for s in SETTINGS}
+DESCRIPTIONS: dict[str, str] = {s.key: s.description for s in SETTINGS}
+SECRET_KEYS = frozenset(s.key for s in SETTINGS if s.secret_only)
 # The example values Pulumi.dev.yaml ships with. Valid in form, so an offline plan of the example stack works,
 # but refused by a real run: nobody owns this compartment or this key, and 203.0.113.0/24 is a documentation range.
 PLACEHOLDERS: dict[str, str] = {
@@ -64,65 +291,18 @@ PLACEHOLDERS: dict[str, str] = {
     "adminCidr": "203.0.113.7/32",
 }
 OFFLINE_ENV = "OCI_DBLAB_OFFLINE"  # set by labctl's offline runs, where placeholders are only warned about
-SECRET_KEYS = frozenset({"dbPassword"})
 
-EXAMPLES: dict[str, str] = {
-    "compartmentId": "ocid1.compartment.oc1..aaaaaaaa4t3x7c2qm5k6n7p8r9s2t3u4v5w6x7y8z2a3b4c5d6e7f8g9h2ia",
-    "sshPublicKey": '"$(cat ~/.ssh/id_ed25519.pub)"  (the .pub file, one line starting with ssh-ed25519)',
-    "adminCidr": "203.0.113.7/32  (your own public IP, see https://ifconfig.me)",
-    "instructorCidr": "198.51.100.40/32  (the instructor's public IP; set by labctl class)",
-    "vcnCidr": "10.0.0.0/16",
-    "publicSubnetCidr": "10.0.0.0/24",
-    "privateSubnetCidr": "10.0.1.0/24",
-    "appShape": "VM.Standard.E2.1.Micro  (or VM.Standard.A1.Flex with appOcpus/appMemoryGbs)",
-    "appOcpus": "1",
-    "appMemoryGbs": "6",
-    "appImageId": "ocid1.image.oc1.phx.aaaaaaaa5u6v7w8x9y2z3a4b5c6d7e8f9g2h3i4j5k6m7n8p9q2r3s4t",
-    "dbEngine": "mysql",
-    "dbShape": "MySQL.Free",
-    "dbStorageGbs": "50",
-    "dbAdminUser": "admin",
-    "dbPassword": "--secret 'Lab-2026-db!'  (8-32 chars with a digit, a lower, an upper and a special)",
-    "dbName": "lab",
-    "dbAppUser": "lab_app",
-    "dbBackupRetentionDays": "7",
-    "dbDeletionProtection": "false",
-    "availabilityDomain": "Uocm:PHX-AD-1",
-    "studentId": "a23-042",
-    "envFilePath": ".env",
-    "sshPrivateKeyPath": "~/.ssh/id_ed25519",
-    "checkTimeoutSeconds": "600",
-    "connectionCheck": "true",
-}
 
-DESCRIPTIONS: dict[str, str] = {
-    "compartmentId": "OCID of the compartment (or the tenancy root) where everything is created.",
-    "sshPublicKey": "OpenSSH public key installed on the app VM (contents of ~/.ssh/id_ed25519.pub).",
-    "adminCidr": "The only source allowed to SSH to the app VM, e.g. your public IP as a /32.",
-    "instructorCidr": "A second SSH source: the instructor's network, for a class's connection checks (optional).",
-    "vcnCidr": "CIDR of the VCN; an RFC 1918 range between /16 and /29.",
-    "publicSubnetCidr": "CIDR of the public (app) subnet; default: the first /24 of vcnCidr.",
-    "privateSubnetCidr": "CIDR of the private (DB) subnet; default: the second /24 of vcnCidr.",
-    "appShape": "Compute shape of the app VM. Flex shapes take appOcpus and appMemoryGbs.",
-    "appOcpus": "OCPUs of a Flex app VM (default 1).",
-    "appMemoryGbs": "Memory in GB of a Flex app VM (default 6).",
-    "appImageId": "Image OCID for the app VM; default: newest Oracle Linux 9 image for the shape.",
-    "dbEngine": "Database engine: mysql (MySQL HeatWave DB system).",
-    "dbShape": "Shape of the database; default MySQL.Free (Always Free).",
-    "dbStorageGbs": "Data storage in GB (MySQL.Free: exactly 50).",
-    "dbAdminUser": "Administrator user name of the DB system.",
-    "dbPassword": "Administrator password (secret). Default: a generated random password.",
-    "dbName": "Database the lab creates for the app.",
-    "dbAppUser": "Least-privilege user the app on the VM connects as (written to .env).",
-    "dbBackupRetentionDays": "Days automatic backups are kept (1-35); default: the service's. Not for MySQL.Free.",
-    "dbDeletionProtection": "Refuse to delete the DB system (turn off before pulumi destroy).",
-    "availabilityDomain": "Availability domain for the VM and the DB; default: the first that offers each shape.",
-    "studentId": "Student identifier, used in display names and tags.",
-    "envFilePath": "Where the local copy of .env is written.",
-    "sshPrivateKeyPath": "Private key used for the connection check (default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa).",
-    "checkTimeoutSeconds": "How long the connection check retries while the VM and the DB come up (10-3600).",
-    "connectionCheck": "Run the connection check through the VM at pulumi up.",
-}
+def pulumi_config_block() -> dict[str, dict[str, Any]]:
+    """The `config:` block of Pulumi.yaml, generated from the schema (key -> type, description[, default])."""
+    block: dict[str, dict[str, Any]] = {}
+    for s in SETTINGS:
+        spec: dict[str, Any] = {"type": s.type, "description": s.description}
+        if not s.required:
+            spec["default"] = s.default
+        block[s.key] = spec
+    return block
+
 
 OCID_RE = re.compile(
     r"^ocid1\.(?P<type>[a-z0-9]+)\.(?P<realm>oc[0-9]+)\.(?P<region>[a-z0-9-]*)(\.[a-z0-9-]*)?\.(?P<uid>[a-z0-9]{16,})\Z"
@@ -134,6 +314,9 @@ APP_SHAPE_RE = re.compile(
 DB_SHAPE_RE = re.compile(
     r"^MySQL\.(Free|[0-9]+|VM\.Standard\.E[2-9]\.[0-9]+\.[0-9]+GB|HeatWave\.VM\.Standard(\.E[2-9])?)\Z"
 )
+# Availability domain names: a tenancy-specific prefix, the region key and the AD number, e.g.
+# Uocm:AP-SINGAPORE-1-AD-1 or Uocm:PHX-AD-1 (what `oci iam availability-domain list` prints).
+AD_RE = re.compile(r"^[A-Za-z0-9]{1,8}:[A-Z0-9]+(-[A-Z0-9]+)*-AD-[1-9]\Z")
 IDENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}\Z")  # \Z, not $: "lab\n" must not pass
 STUDENT_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z")
 RESERVED_DB_NAMES = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
@@ -194,7 +377,7 @@ class LabConfig:
     db_admin_user: str
     db_name: str
     db_app_user: str
-    db_backup_retention_days: int | None
+    db_backup_retention_days: int | None  # None: the service's default (the only choice for MySQL.Free)
     db_deletion_protection: bool
     student_id: str | None
     env_file_path: str
@@ -202,8 +385,8 @@ class LabConfig:
     check_timeout_seconds: int
     connection_check: bool
     instructor_cidr: str | None = None
+    availability_domain: str | None = None  # None: picked automatically
     db_password: str | None = field(default=None, repr=False)  # never in repr, logs or errors
-    availability_domain: str | None = None
     warnings: tuple[str, ...] = ()
 
     @property
@@ -228,23 +411,36 @@ class LabConfig:
 
 
 # --- validators: each returns the parsed value or appends a Problem --------------------------------------
-def _ocid(problems: list[Problem], key: str, value: str, types: tuple[str, ...]) -> str:
+# ``secret``: the key holds a Pulumi secret, so no message may show the value (or anything derived from it).
+def _shown(value: str, secret: bool) -> str:
+    return "the secret value" if secret else f"'{value}'"
+
+
+def _ocid(problems: list[Problem], key: str, value: str, types: tuple[str, ...], secret: bool = False) -> str:
     v = value.strip()
     m = OCID_RE.match(v)
     if not m:
         what = " or ".join(f"ocid1.{t}.…" for t in types)
-        problems.append(Problem(key, f"'{v}' is not an OCID; expected {what} (copy it from the OCI console)"))
+        problems.append(
+            Problem(key, f"{_shown(v, secret)} is not an OCID; expected {what} (copy it from the OCI console)")
+        )
     elif m["type"] not in types:
-        problems.append(Problem(key, f"'{v}' is the OCID of a {m['type']}, not of a {' or '.join(types)}"))
+        problems.append(
+            Problem(key, f"{_shown(v, secret)} is the OCID of a {m['type']}, not of a {' or '.join(types)}")
+        )
     return v
 
 
-def _cidr(problems: list[Problem], key: str, value: str) -> ipaddress.IPv4Network | None:
+def _cidr(problems: list[Problem], key: str, value: str, secret: bool = False) -> ipaddress.IPv4Network | None:
     v = value.strip()
     try:
         net = ipaddress.ip_network(v, strict=True)
     except ValueError as e:
-        if "host bits set" in str(e):
+        if "host bits set" in str(e) and secret:
+            problems.append(
+                Problem(key, "the secret value has host bits set; write its network address, or the single host as /32")
+            )
+        elif "host bits set" in str(e):
             loose = ipaddress.ip_network(v, strict=False)
             problems.append(
                 Problem(
@@ -254,34 +450,44 @@ def _cidr(problems: list[Problem], key: str, value: str) -> ipaddress.IPv4Networ
                 )
             )
         else:
-            problems.append(Problem(key, f"'{v}' is not an IPv4 CIDR block like 10.0.0.0/16"))
+            problems.append(Problem(key, f"{_shown(v, secret)} is not an IPv4 CIDR block like 10.0.0.0/16"))
         return None
     if not isinstance(net, ipaddress.IPv4Network):
-        problems.append(Problem(key, f"'{v}' is IPv6; the lab network is IPv4"))
+        problems.append(Problem(key, f"{_shown(v, secret)} is IPv6; the lab network is IPv4"))
         return None
     return net
 
 
-def _number(problems: list[Problem], key: str, value: str, lo: float, hi: float, kind: type = int) -> Any:
+# An `integer` config value as the CLI accepts it (pulumi/pulumi sdk/go/common/workspace/project.go
+# `ValidateConfigValue`: strconv.Atoi, so an optional sign and digits, no spaces); a decimal for string-typed numbers.
+_INTEGER_RE = re.compile(r"^[+-]?[0-9]+$")
+_DECIMAL_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+def _number(
+    problems: list[Problem], key: str, value: str, lo: float, hi: float, kind: type = int, secret: bool = False
+) -> Any:
     """``value`` parsed as ``kind`` (int or float) within lo..hi, or None with a Problem."""
-    try:
-        n = kind(value.strip())
-    except ValueError:
-        problems.append(Problem(key, f"'{value}' is not a {'whole number' if kind is int else 'number'}"))
+    if not (_INTEGER_RE if kind is int else _DECIMAL_RE).match(value):
+        what = "a whole number" if kind is int else "a number like 1 or 1.5"
+        problems.append(Problem(key, f"{_shown(value, secret)} is not {what}"))
         return None
+    n = kind(value)
     if not lo <= n <= hi:
-        problems.append(Problem(key, f"{n:g} is out of range; allowed {lo:g}..{hi:g}"))
+        shown = "the secret value" if secret else f"{n:g}"
+        problems.append(Problem(key, f"{shown} is out of range; allowed {lo:g}..{hi:g}"))
         return None
     return n
 
 
-def _bool(problems: list[Problem], key: str, value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("true", "yes", "1"):
+def _bool(problems: list[Problem], key: str, value: str, secret: bool = False) -> bool:
+    # A `boolean` config value is the literal true or false (project.go `ValidateConfigValue`); the CLI refuses
+    # anything else before the program starts, so we accept exactly what it accepts.
+    if value == "true":
         return True
-    if v in ("false", "no", "0"):
+    if value == "false":
         return False
-    problems.append(Problem(key, f"'{value}' is not a boolean; use true or false"))
+    problems.append(Problem(key, f"{_shown(value, secret)} is not a boolean; use true or false"))
     return False
 
 
@@ -338,6 +544,7 @@ def parse_config(
     """
     problems: list[Problem] = []
     warnings: list[str] = []
+    secret = frozenset(secret_keys)
 
     for key, placeholder in PLACEHOLDERS.items():
         if (raw.get(key) or "").strip() == placeholder:
@@ -353,10 +560,11 @@ def parse_config(
             problems.append(Problem(key, f"is not a setting of this project{hint}"))
 
     def get(key: str) -> str | None:
+        """The value the program works with: the stack's, else the project default; None when "" (derive it)."""
         v = raw.get(key)
         if v is None or (isinstance(v, str) and v.strip() == ""):
-            return DEFAULTS[key]
-        return str(v)
+            v = DEFAULTS[key]
+        return None if v is None or v == "" else str(v)
 
     for key in REQUIRED:
         if get(key) is None:
@@ -364,18 +572,22 @@ def parse_config(
 
     compartment = get("compartmentId")
     if compartment is not None:
-        compartment = _ocid(problems, "compartmentId", compartment, ("compartment", "tenancy"))
+        compartment = _ocid(
+            problems, "compartmentId", compartment, ("compartment", "tenancy"), "compartmentId" in secret
+        )
 
     ssh_key = get("sshPublicKey")
     if ssh_key is not None:
         why = check_ssh_public_key(ssh_key)
         if why:
             # the text of a (possibly private) key is never echoed
-            problems.append(Problem("sshPublicKey", f"the value {why}"))
+            if "sshPublicKey" in secret and why.startswith("starts with"):
+                why = f"does not start with one of {', '.join(SSH_KEY_TYPES)}"
+            problems.append(Problem("sshPublicKey", f"the {'secret ' if 'sshPublicKey' in secret else ''}value {why}"))
         ssh_key = "\n".join(ln.strip() for ln in ssh_key.strip().splitlines() if ln.strip())
 
     admin = get("adminCidr")
-    admin_net = _cidr(problems, "adminCidr", admin) if admin is not None else None
+    admin_net = _cidr(problems, "adminCidr", admin, "adminCidr" in secret) if admin is not None else None
     if admin_net is not None and admin_net.prefixlen == 0:
         warnings.append(
             "adminCidr is 0.0.0.0/0: SSH to the app VM is open to the whole internet. "
@@ -388,9 +600,11 @@ def parse_config(
         )
 
     instructor = get("instructorCidr")
-    instructor_net = _cidr(problems, "instructorCidr", instructor) if instructor is not None else None
+    instructor_net = (
+        _cidr(problems, "instructorCidr", instructor, "instructorCidr" in secret) if instructor is not None else None
+    )
 
-    vcn = _cidr(problems, "vcnCidr", get("vcnCidr") or "")
+    vcn = _cidr(problems, "vcnCidr", get("vcnCidr") or "", "vcnCidr" in secret)
     pub = priv = None
     if vcn is not None:
         if not netplan.is_private_range(vcn):
@@ -419,7 +633,7 @@ def parse_config(
             ("privateSubnetCidr", plan and plan.private),
         ):
             given = get(key)
-            net = _cidr(problems, key, given) if given is not None else default
+            net = _cidr(problems, key, given, key in secret) if given is not None else default
             if net is not None and given is not None:
                 if not net.subnet_of(vcn):
                     problems.append(Problem(key, f"{net} is not inside vcnCidr {vcn}"))
@@ -568,21 +782,39 @@ def parse_config(
             )
         )
 
-    retention_raw = get("dbBackupRetentionDays")
-    retention = None
-    if retention_raw is not None:
-        retention = _number(problems, "dbBackupRetentionDays", retention_raw, 1, 35)
-        if retention is not None and engine is not None and db_shape == engine.always_free_shape:
+    # Backups and deletion protection. The CLI writes the project defaults (0 and false) into every stack, so the
+    # defaults must mean "leave it to the service" and never clash with the default shape MySQL.Free.
+    # OCI refuses any backup policy when it creates an Always Free DB system ("Cannot specify backup policy with
+    # 'CreateDbSystem' operation for an Always Free DB system", quoted in public Terraform configs); Free systems
+    # get automatic backups kept one day. mlinxfeld/terraform-oci-fk-heatwave mds_db_system.tf (whose MySQL.Free
+    # stack applies) sends no backup_policy and no deletion_policy when shape_name is MySQL.Free.
+    retention_text = get("dbBackupRetentionDays") or "0"
+    retention: int | None = _number(problems, "dbBackupRetentionDays", retention_text, 0, 35)
+    if retention == 0:
+        retention = None  # the service's default
+    protection = _bool(problems, "dbDeletionProtection", get("dbDeletionProtection") or "false")
+    free_shape = engine is not None and engine.always_free_shape is not None and db_shape == engine.always_free_shape
+    if free_shape and retention is not None:
+        problems.append(
+            Problem(
+                "dbBackupRetentionDays",
+                f"{retention} days cannot be set for {db_shape}: OCI refuses a backup policy for an Always Free DB "
+                "system, whose automatic backups are kept one day. Remove it (`pulumi config rm "
+                "dbBackupRetentionDays`) or choose a paid dbShape",
+            )
+        )
+
+    ad = get("availabilityDomain")
+    if ad is not None:
+        ad = ad.strip()
+        if not AD_RE.match(ad):
             problems.append(
                 Problem(
-                    "dbBackupRetentionDays",
-                    f"cannot be set with {db_shape}: OCI refuses a backup policy for an Always Free DB system (its "
-                    "automatic backups are kept 1 day); remove the key or choose a paid dbShape",
+                    "availabilityDomain",
+                    f"{_shown(ad, 'availabilityDomain' in secret)} is not an availability domain name "
+                    "<tenancy prefix>:<REGION>-AD-<n>",
                 )
             )
-    ad = get("availabilityDomain")
-    ad = ad.strip() if ad is not None else None
-    protection = _bool(problems, "dbDeletionProtection", get("dbDeletionProtection") or "")
 
     student = get("studentId")
     if student is not None:
@@ -602,11 +834,12 @@ def parse_config(
     key_path = get("sshPrivateKeyPath")
     if key_path is not None and key_path.strip().endswith(".pub"):
         problems.append(Problem("sshPrivateKeyPath", f"'{key_path}' is a public key; give the private key beside it"))
-    timeout = _number(problems, "checkTimeoutSeconds", get("checkTimeoutSeconds") or "", 10, 3600)
-    check = _bool(problems, "connectionCheck", get("connectionCheck") or "")
+    timeout = _number(problems, "checkTimeoutSeconds", get("checkTimeoutSeconds") or "600", 10, 3600)
+    check = _bool(problems, "connectionCheck", get("connectionCheck") or "true")
 
     if problems:
-        raise ConfigError(problems, stack)
+        raise ConfigError(_without_secrets(problems, raw, secret), stack)
+    warnings = [_redact(w, raw, secret) for w in warnings]
 
     assert pub is not None and priv is not None and vcn is not None and admin_net is not None
     assert engine is not None and storage is not None and timeout is not None
@@ -636,10 +869,24 @@ def parse_config(
         ssh_private_key_path=key_path.strip() if key_path else None,
         check_timeout_seconds=timeout,
         connection_check=check,
-        db_password=password,
         availability_domain=ad,
+        db_password=password,
         warnings=tuple(warnings),
     )
+
+
+def _redact(text: str, raw: Mapping[str, str | None], secret: frozenset[str]) -> str:
+    """``text`` with every secret value of ``raw`` (and its address part) replaced: the last guard."""
+    for key in secret:
+        value = (raw.get(key) or "").strip()
+        for part in {value, value.split("/")[0]} if value else ():
+            if len(part) >= 3:
+                text = text.replace(part, "[secret]")
+    return text
+
+
+def _without_secrets(problems: list[Problem], raw: Mapping[str, str | None], secret: frozenset[str]) -> list[Problem]:
+    return [Problem(p.key, _redact(p.problem, raw, secret)) for p in problems]
 
 
 def load_config() -> LabConfig:
@@ -667,3 +914,14 @@ def load_config() -> LabConfig:
     for w in cfg.warnings:
         pulumi.log.warn(w)
     return cfg
+
+
+def offline_secret_value(full_key: str) -> str:
+    """What an offline run (which never decrypts) gives the program for an encrypted value of ``full_key``:
+    a value valid in form, so the rest of the stack plans as the real one would."""
+    from labctl.stackfile import SECRET_PLACEHOLDER
+
+    key = full_key.removeprefix(f"{PROJECT}:")
+    if key == "dbPassword" or key not in SCHEMA:
+        return SECRET_PLACEHOLDER
+    return PLACEHOLDERS.get(key) or SCHEMA[key].example.split("  ")[0]

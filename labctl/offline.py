@@ -568,6 +568,15 @@ def run_program(
     Exceptions the program raises surface as ``ProgramError`` with the resources declared before the failure.
     """
     project_dir = Path(project_dir).resolve()
+    # What the Pulumi CLI does before it starts the program: merge Pulumi.yaml's defaults, refuse missing keys and
+    # values of the wrong type (labctl/cliconfig.py). The program then sees exactly what `pulumi up` would give it.
+    from labctl.cliconfig import CliConfigError, for_program
+
+    try:
+        merged = for_program(config, secret_keys or [], stack, project_dir)
+    except CliConfigError as e:
+        raise ProgramError(str(e), []) from None
+    config, secret_keys = merged.values, list(merged.secret_keys)
     main = project_dir / "__main__.py"
     if not sys.path or sys.path[0] != str(project_dir):
         sys.path.insert(0, str(project_dir))  # this tree's `components`, even when another tree is on the path

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from labctl import estimate, reach
+from labctl.cliconfig import load_stack
 from labctl.offline import REPO_ROOT, Plan, run_program
-from labctl.stackfile import load_stack_config, stack_file
 from policy import rules
 
 SCHEMA_VERSION = 1
@@ -18,9 +18,13 @@ SCHEMA_VERSION = 1
 def plan_stack(
     stack: str = "dev", config_file: Path | None = None, project_dir: Path = REPO_ROOT
 ) -> tuple[Plan, dict[str, str]]:
-    """Run the program offline with the config of ``Pulumi.<stack>.yaml`` (or ``config_file``)."""
-    config, secret = load_stack_config(config_file or stack_file(project_dir, stack))
-    return run_program(config, secret, stack=stack, project_dir=project_dir), config
+    """Run the program offline with the config of ``Pulumi.<stack>.yaml`` (or ``config_file``), merged with
+    Pulumi.yaml and checked as the Pulumi CLI does (``CliConfigError``, a ``StackFileError``, when it would refuse)."""
+    from components.config import offline_secret_value  # this tree's schema: placeholders for encrypted values
+
+    merged = load_stack(stack, project_dir, config_file, placeholder=offline_secret_value)
+    plan = run_program(merged.values, list(merged.secret_keys), stack=stack, project_dir=project_dir)
+    return plan, merged.values
 
 
 def _plain(value: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import COMPARTMENT, full_keys, good_raw, make_ssh_public_key
+from conftest import COMPARTMENT, ROOT, full_keys, good_raw, make_ssh_public_key
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -12,10 +12,13 @@ from components.config import (
     DESCRIPTIONS,
     EXAMPLES,
     PLACEHOLDERS,
+    REQUIRED,
     ConfigError,
     check_db_password,
     parse_config,
+    pulumi_config_block,
 )
+from labctl.cliconfig import CliConfigError, for_program
 from labctl.offline import ProgramError, run_program
 
 
@@ -133,6 +136,12 @@ BAD = [
     ({"dbName": "lab-db"}, (), "dbName", "must start with a letter"),
     ({"dbAppUser": "admin"}, (), "dbAppUser", "separate, unprivileged user"),
     ({"dbBackupRetentionDays": "90"}, (), "dbBackupRetentionDays", "out of range"),
+    ({"dbBackupRetentionDays": "7"}, (), "dbBackupRetentionDays", "OCI refuses a backup policy for an Always Free"),
+    ({"dbDeletionProtection": "true"}, (), "dbDeletionProtection", "no deletion policy for an Always Free"),
+    ({"connectionCheck": "yes"}, (), "connectionCheck", "not a boolean"),
+    ({"checkTimeoutSeconds": "6_00"}, (), "checkTimeoutSeconds", "not a whole number"),
+    ({"availabilityDomain": "AD-1"}, (), "availabilityDomain", "not an availability domain name"),
+    ({"availabilityDomain": "Uocm:ap-singapore-1-ad-1"}, (), "availabilityDomain", "not an availability domain"),
     ({"dbDeletionProtection": "maybe"}, (), "dbDeletionProtection", "not a boolean"),
     ({"studentId": "Student 42"}, (), "studentId", "lowercase letters"),
     ({"checkTimeoutSeconds": "5"}, (), "checkTimeoutSeconds", "out of range"),
@@ -155,9 +164,16 @@ def test_bad_config_fails_with_one_clear_message_and_declares_nothing(overrides,
     if "dbPassword" in overrides:
         assert overrides["dbPassword"] not in str(e.value)
 
-    # The real program, run the way Pulumi runs it, stops before declaring any resource.
+    # The real program, run the way Pulumi runs it, stops before declaring any resource: either the CLI refuses
+    # the stack first (a missing key, a value not of the declared type), or our validation does.
+    full, secret_full = full_keys(raw), [f"oci-dblab:{k}" for k in secret]
+    try:
+        for_program(full, secret_full, "dev", ROOT)
+    except CliConfigError as cli:
+        message = str(cli)
+        assert f"'{key}'" in message and "Stack 'dev'" in message
     with pytest.raises(ProgramError) as run:
-        run_program(full_keys(raw), secret_keys=[f"oci-dblab:{k}" for k in secret])
+        run_program(full, secret_keys=secret_full)
     assert message in str(run.value)
     assert run.value.resources == []
 
@@ -177,17 +193,66 @@ def test_tenancy_ocid_is_accepted():
     assert parse_config(good_raw(compartmentId=tenancy), "dev").compartment_id == tenancy
 
 
-def test_pulumi_yaml_declares_every_key_with_type_default_and_description():
+def test_pulumi_yaml_config_block_is_the_schema():
     import yaml
-    from conftest import ROOT
 
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     assert project["name"] == "oci-dblab" and project["runtime"]["name"] == "python"
-    declared = project["config"]
-    assert set(declared) == set(DEFAULTS)
-    for key, spec in declared.items():
+    assert project["config"] == pulumi_config_block()
+    # only the three values nobody can guess are required; no key is `secret: true` (it could have no default)
+    assert [k for k, spec in project["config"].items() if "default" not in spec] == list(REQUIRED)
+    assert REQUIRED == ("compartmentId", "sshPublicKey", "adminCidr")
+    assert not any(spec.get("secret") for spec in project["config"].values())
+    for key, spec in project["config"].items():
         assert spec["type"] in ("string", "integer", "boolean") and spec["description"] == DESCRIPTIONS[key]
-        if DEFAULTS[key] is None:
-            assert "default" not in spec, key
-        else:
-            assert str(spec["default"]).lower() == DEFAULTS[key].lower(), key
+
+
+def test_every_default_parses_to_what_its_description_says():
+    cfg = parse_config({k: "" for k in DEFAULTS} | good_raw(), "dev")  # "" = the project default
+    assert cfg == parse_config(good_raw(), "dev")
+    assert cfg.db_backup_retention_days is None and cfg.db_deletion_protection is False
+    assert cfg.availability_domain is None and cfg.app_image_id is None and cfg.ssh_private_key_path is None
+    assert cfg.db_shape == "MySQL.Free" and cfg.warnings == ()
+
+
+def test_retention_and_protection_on_a_paid_shape():
+    cfg = parse_config(good_raw(dbShape="MySQL.2", dbBackupRetentionDays="14", dbDeletionProtection="true"), "dev")
+    assert (cfg.db_backup_retention_days, cfg.db_deletion_protection) == (14, True)
+    assert parse_config(good_raw(dbShape="MySQL.2"), "dev").db_backup_retention_days is None
+
+
+def test_availability_domain_is_kept():
+    for ad in ("Uocm:AP-SINGAPORE-1-AD-1", "Uocm:PHX-AD-1", "tbGS:AP-SYDNEY-1-AD-1"):
+        assert parse_config(good_raw(availabilityDomain=ad), "dev").availability_domain == ad
+
+
+# (key, secret value, what the message must say): an error about a secret never shows the value or its parts
+SECRET_BAD = [
+    ("adminCidr", "198.51.100.77/24", "host bits set", ("198.51.100.77", "198.51.100.0")),
+    ("adminCidr", "my-home-ip", "not an IPv4 CIDR", ("my-home-ip",)),
+    ("compartmentId", "ocid1.instance.oc1.phx.aaaaaaaa7kq2m4n6p8r2s4t6v8x2z4b6", "OCID of a instance", ("7kq2m4n6",)),
+    ("vcnCidr", "10.9.8.7/16", "host bits set", ("10.9.8.7", "10.9.0.0")),
+    ("availabilityDomain", "secret-ad-name", "not an availability domain", ("secret-ad-name",)),
+    ("checkTimeoutSeconds", "99999", "out of range", ("99999",)),
+    ("sshPublicKey", "hunter2-not-a-key", "does not start with one of", ("hunter2",)),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "words", "hidden"), SECRET_BAD, ids=[b[0] for b in SECRET_BAD])
+def test_errors_about_secret_values_name_the_key_never_the_value(key, value, words, hidden):
+    with pytest.raises(ConfigError) as e:
+        parse_config(good_raw(**{key: value}), "dev", secret_keys={key})
+    [problem] = [p for p in e.value.problems if p.key == key]
+    assert words in str(problem) and str(problem).startswith(f"oci-dblab:{key}: ")
+    for part in hidden:
+        assert part not in str(e.value)
+    # the same value in plain text is shown (it is not secret)
+    with pytest.raises(ConfigError) as plain:
+        parse_config(good_raw(**{key: value}), "dev")
+    if key not in ("sshPublicKey", "checkTimeoutSeconds"):
+        assert value.split("/")[0] in str(plain.value)
+    # and through the program as Pulumi runs it (PULUMI_CONFIG_SECRET_KEYS): nothing leaks either
+    with pytest.raises(ProgramError) as run:
+        run_program(full_keys(good_raw(**{key: value})), secret_keys=[f"oci-dblab:{key}"])
+    for part in hidden:
+        assert part not in str(run.value)

@@ -120,5 +120,11 @@ def test_bad_config_and_missing_stack_are_clear(tmp_path, capsys):
     f = tmp_path / "Pulumi.bad.yaml"
     f.write_text("config:\n  oci-dblab:compartmentId: nope\n")
     code, _, err = run(capsys, "--stack", "bad", "--config", str(f))
+    # the Pulumi CLI refuses this stack before the program starts (labctl/cliconfig.py), in its own words
+    assert code == 2 and "Stack 'bad' is missing configuration values 'adminCidr' and 'sshPublicKey'" in err
+    f.write_text(
+        "config:\n  oci-dblab:compartmentId: nope\n  oci-dblab:sshPublicKey: x\n  oci-dblab:adminCidr: 1.2.3.4/32\n"
+    )
+    code, _, err = run(capsys, "--stack", "bad", "--config", str(f))
     assert code == 1 and "oci-dblab:compartmentId: 'nope' is not an OCID" in err
-    assert "oci-dblab:sshPublicKey: is required but not set" in err
+    assert "oci-dblab:sshPublicKey: the value starts with 'x'" in err
