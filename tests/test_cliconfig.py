@@ -71,10 +71,10 @@ WRONG_TYPES = [
     ("oci-dblab:dbStorageGbs: 1.5", "integer"),
     ('oci-dblab:checkTimeoutSeconds: " 600"', "integer"),
     ('oci-dblab:checkTimeoutSeconds: "6_00"', "integer"),
-    ("oci-dblab:connectionCheck: yes", "boolean"),  # yaml.v3 keeps `yes` a string; "yes" is not a boolean
+    ('oci-dblab:connectionCheck: "yes"', "boolean"),
     ('oci-dblab:dbDeletionProtection: "True"', "boolean"),
     ("oci-dblab:vcnCidr: [10.0.0.0/16]", "string"),
-    ("oci-dblab:adminCidr: {ip: 1.2.3.4}", "string"),
+    ("oci-dblab:vcnCidr: {ip: 10.0.0.0}", "string"),
 ]
 
 
@@ -173,10 +173,17 @@ def test_stack_file_errors_name_the_file_and_line(tmp_path):
         read_stack_file(path)
     assert f"{path}: line 3: could not parse adminCidr as a configuration key" in str(e.value)
     broken = stack_yaml(tmp_path, "config:\n  a: [1, 2\n")
-    with pytest.raises(StackFileError, match=rf"{broken}:\d+: not valid YAML"):
+    with pytest.raises(StackFileError, match=rf"{broken}:\d+: is not valid YAML"):
         read_stack_file(broken)
-    with pytest.raises(StackFileError, match="not found"):
+    with pytest.raises(StackFileError, match="no such file"):
         read_stack_file(tmp_path / "Pulumi.nope.yaml")
+
+
+def test_plain_values_yaml_readers_disagree_on_must_be_quoted(tmp_path):
+    # yaml.v3 (the CLI) reads plain `yes` as text, PyYAML as true, and 010 as 8: refused with a hint to quote
+    for line, words in (("oci-dblab:connectionCheck: yes", "quote it"), ("oci-dblab:studentId: 010", "octal")):
+        with pytest.raises(StackFileError, match=words):
+            load_stack("dev", ROOT, minimal(tmp_path, line + "\n"))
 
 
 def test_project_file_is_checked_like_project_validate(tmp_path):

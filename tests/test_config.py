@@ -137,7 +137,6 @@ BAD = [
     ({"dbAppUser": "admin"}, (), "dbAppUser", "separate, unprivileged user"),
     ({"dbBackupRetentionDays": "90"}, (), "dbBackupRetentionDays", "out of range"),
     ({"dbBackupRetentionDays": "7"}, (), "dbBackupRetentionDays", "OCI refuses a backup policy for an Always Free"),
-    ({"dbDeletionProtection": "true"}, (), "dbDeletionProtection", "no deletion policy for an Always Free"),
     ({"connectionCheck": "yes"}, (), "connectionCheck", "not a boolean"),
     ({"checkTimeoutSeconds": "6_00"}, (), "checkTimeoutSeconds", "not a whole number"),
     ({"availabilityDomain": "AD-1"}, (), "availabilityDomain", "not an availability domain name"),
