@@ -69,7 +69,9 @@ class AppServer(pulumi.ComponentResource):
                 # v8.28.0 internal/service/core/core_instance_resource.go:915 source_id has no ForceNew; :2498 the
                 # update). That would wipe ~/app/.env and the SSH host keys. An existing VM keeps its image; to move
                 # to a newer one, rebuild it: `pulumi up --replace <the VM's URN>` (README, "Updating the VM image").
-                ignore_changes=[IMAGE_PROPERTY],
+                # The AD is chosen on every run too (components/lookups.py placement) and is ForceNew
+                # (core_instance_resource.go:45-48): an existing VM stays where it is even if the choice changes.
+                ignore_changes=[IMAGE_PROPERTY, "availabilityDomain"],
             ),
         )
 

@@ -160,7 +160,10 @@ def _mysql_heatwave(db: Database, name: str, args: DatabaseArgs) -> DatabaseEndp
             parent=db,
             # The provider replaces the whole DB system (and its data) when admin_password changes.
             # Ignore it after creation; rotate the password in MySQL instead (README, "Changing the password").
-            ignore_changes=["adminPassword"],
+            # The AD is chosen on every run (components/lookups.py placement) and is ForceNew
+            # (mysql_mysql_db_system_resource.go:43-46): an existing DB system (and its data) stays where it is even
+            # if the choice changes, e.g. when another AD starts to offer the shape.
+            ignore_changes=["adminPassword", "availabilityDomain"],
         ),
     )
     hostname = pulumi.Output.concat(DB_HOSTNAME_LABEL, ".", args.subnet_domain)

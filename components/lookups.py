@@ -38,11 +38,11 @@ TOKEN_COMPUTE_SHAPES = "oci:Core/getShapes:getShapes"
 # Each engine's shape list, per availability domain (engines without one are not placed by shape).
 DB_SHAPE_TOKENS: dict[str, str] = {"mysql": "oci:Mysql/getShapes:getShapes"}
 
-# Always Free exists only in the tenancy's home region: "You can provision Always Free resources only in your home
-# region" (OCI doc "Always Free Resources",
-# https://docs.oracle.com/en-us/iaas/Content/FreeTier/freetier_topic-Always_Free_Resources.htm). The same page names
-# the shapes: two VM.Standard.E2.1.Micro VMs, the VM.Standard.A1.Flex pool, and (MySQL HeatWave section) one
-# MySQL.Free DB system.
+# Always Free resources exist only in the tenancy's home region: OCI doc "Always Free Resources"
+# (https://docs.oracle.com/en-us/iaas/Content/FreeTier/freetier_topic-Always_Free_Resources.htm) for the VMs and the
+# A1 pool, "Creating an Always Free DB System" (https://docs.oracle.com/en-us/iaas/mysql-database/doc/creating-always-
+# free-db-system.html) for the one MySQL.Free system per tenancy (both pages as cited in public notes, e.g. "only in
+# your home region"; the docs themselves were not reachable from here). The same pages name the shapes.
 FREE_APP_SHAPE = "VM.Standard.E2.1.Micro"
 FREE_POOL_SHAPE = "VM.Standard.A1.Flex"
 FREE_DB_SHAPES = frozenset({"MySQL.Free"})
@@ -51,7 +51,7 @@ FREE_DB_SHAPES = frozenset({"MySQL.Free"})
 A1_FREE_OCPUS = 2.0
 A1_FREE_MEMORY_GBS = 12.0
 
-MAX_COMPARTMENT_DEPTH = 10  # OCI nests compartments at most six deep (OCI doc "Managing Compartments"); spare room
+MAX_COMPARTMENT_DEPTH = 10  # parents walked before giving up (a guard against a loop in the answers)
 
 
 class PlacementError(Exception):

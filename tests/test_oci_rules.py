@@ -221,6 +221,19 @@ def test_each_tier_goes_to_an_availability_domain_that_offers_its_shape():
     assert named(p, "lab-mysql").props["availabilityDomain"] == "Mock:US-ASHBURN-1-AD-3"
 
 
+def test_an_existing_lab_never_moves_when_another_availability_domain_starts_to_offer_its_shape():
+    first = run(THREE_ADS)
+    everywhere = MockCloud(
+        region="us-ashburn-1", compute_shapes=(MOCK_COMPUTE_SHAPES,) * 3, db_shapes=(MOCK_DB_SHAPES,) * 3
+    )
+    later = run(everywhere)
+    for name in ("lab-vm", "lab-mysql"):
+        old, new = named(first, name), named(later, name)
+        assert old.props["availabilityDomain"] != new.props["availabilityDomain"]  # the choice did change ...
+        assert "availabilityDomain" in new.ignore_changes  # ... but the engine keeps the existing one
+        assert engine_inputs(old.props, new.props, new.ignore_changes) == old.props
+
+
 def test_paid_shapes_offered_everywhere_take_the_first_availability_domain():
     p = run(THREE_ADS, **PAID, appOcpus="1")
     assert {named(p, n).props["availabilityDomain"] for n in ("lab-vm", "lab-mysql")} == {"Mock:US-ASHBURN-1-AD-1"}
