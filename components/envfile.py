@@ -46,11 +46,26 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+from pulumi.output import Unknown
 
 from components import envcheck
 
 PROVIDER_VERSION = "1"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN: a value not known in preview
+# Every sentinel the engine may send for an unknown value, one per type (pulumi/pulumi
+# sdk/go/common/resource/plugin/rpc.go UnknownBoolValue ... UnknownObjectValue). The SDK's host turns only the
+# string one into pulumi.output.Unknown; the others would reach check()/diff() as plain strings.
+UNKNOWN_SENTINELS: frozenset[str] = frozenset(
+    {
+        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",  # UnknownBoolValue
+        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",  # UnknownNumberValue
+        UNKNOWN,  # UnknownStringValue
+        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",  # UnknownArrayValue
+        "030794c1-ac77-496b-92df-f27374a8bd58",  # UnknownAssetValue
+        "e48ece36-62e2-4504-bad9-02848725956a",  # UnknownArchiveValue
+        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",  # UnknownObjectValue
+    }
+)
 
 # python attribute name -> property name the provider sees (inputs first, then outputs)
 _INPUT_NAMES: dict[str, str] = {
@@ -97,9 +112,14 @@ DELETE_SSH_TIMEOUT_S = 10.0
 
 
 def is_unknown(value: Any) -> bool:
-    """True for a value that is not known yet (preview): the engine's sentinel, or anything holding it."""
-    if value == UNKNOWN:
+    """True for a value that is not known yet (preview), in every form it reaches the provider: the
+    ``pulumi.output.Unknown`` objects the SDK's provider host makes of the engine's sentinel before calling
+    ``check()``/``diff()`` (``pulumi/dynamic/__main__.py``: ``deserialize_properties(..., keep_unknowns=True)``),
+    any of the engine's sentinel strings, or a dict/list holding one of those."""
+    if isinstance(value, Unknown):
         return True
+    if isinstance(value, str):
+        return value in UNKNOWN_SENTINELS
     if isinstance(value, dict):
         return any(is_unknown(v) for v in value.values())
     if isinstance(value, (list, tuple)):

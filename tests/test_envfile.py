@@ -24,6 +24,7 @@ import paramiko
 import pymysql
 import pytest
 from dotenv import dotenv_values
+from pulumi.output import Unknown
 
 from components import envcheck
 from components.envfile import (
@@ -31,6 +32,7 @@ from components.envfile import (
     UNKNOWN,
     EnvFileError,
     EnvFileProvider,
+    is_unknown,
 )
 from tests.servers import (
     ADMIN_PASSWORD,
@@ -347,7 +349,9 @@ def test_changed_host_key_is_refused(lab: Lab, tmp_path: Path):
     kh.parent.mkdir(parents=True)
     kh.write_text(f"[{LOOPBACK}]:{lab.ssh.port} ssh-ed25519 {impostor.get_base64()}\n")
     message, _ = _fails(lab.props(tmp_path), 5)
-    assert "host key differs" in message and str(kh) in message
+    assert "host key changed" in message and str(kh) in message
+    assert f"ssh-keygen -R '[{LOOPBACK}]:{lab.ssh.port}' -f {kh}" in message
+    assert impostor.fingerprint in message  # the recorded key, so the student can compare
 
 
 def test_sshd_without_forwarding_is_reported(lab: Lab, tmp_path: Path):
@@ -444,6 +448,34 @@ def test_check_in_preview_accepts_unknown_values(tmp_path: Path):
     result = EnvFileProvider().check({}, news)
     assert result.failures == []
     assert result.inputs["appHost"] == UNKNOWN and result.inputs["dbPort"] == UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "unknown",
+    [
+        Unknown(),  # what the SDK's provider host hands check()/diff() (keep_unknowns=True)
+        UNKNOWN,  # the engine's string sentinel
+        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",  # the engine's number sentinel (rpc.go UnknownNumberValue)
+        ["x", Unknown()],  # nested
+        {"a": {"b": UNKNOWN}},
+    ],
+    ids=["Unknown-object", "string-sentinel", "number-sentinel", "in-list", "in-dict"],
+)
+def test_every_form_of_unknown_passes_check_and_diffs_as_a_change(tmp_path: Path, unknown: Any):
+    assert is_unknown(unknown)
+    provider = EnvFileProvider()
+    keys = ("appHost", "dbHost", "dbHostname", "dbPort", "adminPassword", "appPassword", "sslCa", "sshPort")
+    news = _valid(tmp_path, **{k: unknown for k in keys})
+    result = provider.check({}, news)
+    assert result.failures == []
+    assert all(result.inputs[k] is unknown for k in keys)
+    olds = provider.check({}, _valid(tmp_path)).inputs
+    assert provider.diff("id", olds, news).changes is True
+
+
+def test_known_values_are_not_mistaken_for_unknowns():
+    for value in ("", "04da6b54", "x", 3306, 0.0, None, [], {}, ["a"], {"k": "v"}):
+        assert not is_unknown(value), value
 
 
 def test_diff_never_replaces_and_updates_on_any_input_or_provider_version(tmp_path: Path):
