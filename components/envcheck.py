@@ -24,7 +24,8 @@ A VM created a minute ago has a host key nobody could have known in advance, so 
 ``~/.ssh/known_hosts`` would always fail and turning checking off would accept anyone. The check keeps its own
 known-hosts file, ``.dblab_known_hosts`` next to the local ``.env``: the first connection to ``host:port``
 records the key (paramiko ``AutoAddPolicy``), every later connection must present the same key, and a change
-fails fast with a message saying which file and line to remove if the VM was rebuilt. ``~/.ssh/known_hosts`` is
+fails fast with a message saying what happened (usually: the VM got a new boot volume), both fingerprints, and
+the exact ``ssh-keygen -R`` command that forgets the old key if the VM was rebuilt. ``~/.ssh/known_hosts`` is
 neither read nor written. Deleting the EnvFile forgets that host's entry, so a destroy/up cycle that reuses the
 public IP starts over cleanly.
 
@@ -48,6 +49,7 @@ import posixpath
 import random
 import re
 import select
+import shlex
 import socket
 import ssl
 import threading
@@ -358,6 +360,29 @@ def _is_timeout(exc: BaseException) -> bool:
     return "timed out" in text or "timeout" in text
 
 
+def host_key_changed_message(ssh_hop: str, ssh: SshTarget, exc: paramiko.BadHostKeyException) -> str:
+    """What a changed SSH host key means for this lab, and the exact command that re-trusts the VM.
+
+    The usual cause is a VM that got a new boot volume (re-imaged from a newer image, or destroyed and created
+    again at the same public IP): its sshd generated new host keys on first boot. The same message would appear
+    if something else answered on that address, so it says how to compare fingerprints before re-trusting.
+    """
+    name = host_key_name(ssh.host, ssh.port)
+    got = getattr(exc.key, "fingerprint", "?")
+    recorded = getattr(exc.expected_key, "fingerprint", "?")
+    command = f"ssh-keygen -R {shlex.quote(name)} -f {shlex.quote(str(ssh.known_hosts))}"
+    return (
+        f"{ssh_hop}: the VM's SSH host key changed. {ssh.known_hosts} (this lab's own known-hosts file, "
+        f"{KNOWN_HOSTS_NAME}, next to the local .env) recorded {recorded} for {name} on first use; the VM now "
+        f"presents {got} ({exc.key.get_name()}). This happens when the VM got a new boot volume (re-imaged from a "
+        "newer image, or destroyed and created again at the same public IP): its new sshd made new host keys. "
+        "Nothing was changed. If you know the VM was rebuilt (compare the fingerprint with the one cloud-init "
+        "prints in the VM's console history, or `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on the VM), forget "
+        f"the old key with: {command} — then run `pulumi up` again (it trusts the new key on first use). If the "
+        "VM was not rebuilt, something else answers on that IP: do not continue"
+    )
+
+
 def diagnose(hop: str, exc: BaseException, req: CheckRequest) -> Diagnosis:
     """Turn a failure at ``hop`` into one message naming the hop, the cause and the lab concept to check."""
     ssh, db, acc = req.ssh, req.db, req.accounts
@@ -379,13 +404,7 @@ def diagnose(hop: str, exc: BaseException, req: CheckRequest) -> Diagnosis:
 
     if hop == HOP_SSH:
         if isinstance(exc, paramiko.BadHostKeyException):
-            return d(
-                "host-key",
-                False,
-                f"{ssh_hop}: the host key differs from the one recorded on first use in {ssh.known_hosts}. If the "
-                f"VM was rebuilt, delete the line for {host_key_name(ssh.host, ssh.port)} in that file; otherwise "
-                "something else answers on that IP — do not continue",
-            )
+            return Diagnosis(hop, "host-key", False, host_key_changed_message(ssh_hop, ssh, exc))
         if isinstance(exc, paramiko.PasswordRequiredException):
             return d(
                 "key",
