@@ -460,8 +460,8 @@ def _cidr(problems: list[Problem], key: str, value: str, secret: bool = False) -
 
 # An `integer` config value as the CLI accepts it (pulumi/pulumi sdk/go/common/workspace/project.go
 # `ValidateConfigValue`: strconv.Atoi, so an optional sign and digits, no spaces); a decimal for string-typed numbers.
-_INTEGER_RE = re.compile(r"^[+-]?[0-9]+$")
-_DECIMAL_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+_INTEGER_RE = re.compile(r"^[+-]?[0-9]+\Z")
+_DECIMAL_RE = re.compile(r"^[0-9]+(\.[0-9]+)?\Z")
 
 
 def _number(
@@ -922,6 +922,44 @@ def offline_secret_value(full_key: str) -> str:
     from labctl.stackfile import SECRET_PLACEHOLDER
 
     key = full_key.removeprefix(f"{PROJECT}:")
-    if key == "dbPassword" or key not in SCHEMA:
+    if key in OFFLINE_SECRET_VALUES:
+        return OFFLINE_SECRET_VALUES[key]
+    if key not in SCHEMA or SCHEMA[key].type != "string":
         return SECRET_PLACEHOLDER
-    return PLACEHOLDERS.get(key) or SCHEMA[key].example.split("  ")[0]
+    return SCHEMA[key].example.split("  ")[0]
+
+
+# Encrypted values an offline run stands in for: valid in form and unlike the Pulumi.dev.yaml placeholders (which
+# would be reported as "still the example value"). Keys not listed take their example.
+OFFLINE_SECRET_VALUES: dict[str, str] = {
+    "adminCidr": "198.51.100.1/32",
+    "sshPublicKey": PLACEHOLDERS["sshPublicKey"].replace("REPLACE-ME-example-key-not-yours", "offline-secret"),
+    "dbPassword": "Offline#Secret0-placeholder",
+    "instructorCidr": "198.51.100.2/32",
+}
+
+
+def render_pulumi_config_yaml() -> str:
+    """The `config:` block of Pulumi.yaml as text (what `python -m components.config` prints)."""
+    import json
+
+    out = ["config:"]
+    for s in SETTINGS:
+        out += [f"  {s.key}:", f"    type: {s.type}", f"    description: {json.dumps(s.description)}"]
+        if not s.required:
+            d = s.default
+            text = (
+                ("true" if d else "false") if isinstance(d, bool) else str(d) if isinstance(d, int) else json.dumps(d)
+            )
+            out.append(f"    default: {text}")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # regenerate: python -m components.config (replaces the config: block of Pulumi.yaml)
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+    text = path.read_text()
+    head = text[: text.index("\nconfig:\n") + 1]
+    path.write_text(head + render_pulumi_config_yaml())
+    print(f"{path}: config block regenerated from components/config.py SETTINGS")

@@ -17,6 +17,7 @@ from components.config import (
     check_db_password,
     parse_config,
     pulumi_config_block,
+    render_pulumi_config_yaml,
 )
 from labctl.cliconfig import CliConfigError, for_program
 from labctl.offline import ProgramError, run_program
@@ -195,9 +196,11 @@ def test_tenancy_ocid_is_accepted():
 def test_pulumi_yaml_config_block_is_the_schema():
     import yaml
 
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    text = (ROOT / "Pulumi.yaml").read_text()
+    project = yaml.safe_load(text)
     assert project["name"] == "oci-dblab" and project["runtime"]["name"] == "python"
     assert project["config"] == pulumi_config_block()
+    assert text.endswith("\n" + render_pulumi_config_yaml())  # as `python -m components.config` writes it
     # only the three values nobody can guess are required; no key is `secret: true` (it could have no default)
     assert [k for k, spec in project["config"].items() if "default" not in spec] == list(REQUIRED)
     assert REQUIRED == ("compartmentId", "sshPublicKey", "adminCidr")
@@ -223,6 +226,20 @@ def test_retention_and_protection_on_a_paid_shape():
 def test_availability_domain_is_kept():
     for ad in ("Uocm:AP-SINGAPORE-1-AD-1", "Uocm:PHX-AD-1", "tbGS:AP-SYDNEY-1-AD-1"):
         assert parse_config(good_raw(availabilityDomain=ad), "dev").availability_domain == ad
+
+
+def test_offline_stand_ins_for_encrypted_values_are_valid_and_not_placeholders():
+    from components.config import offline_secret_value
+
+    raw = {k: offline_secret_value(f"oci-dblab:{k}") for k in ("compartmentId", "sshPublicKey", "adminCidr")}
+    cfg = parse_config(raw | {"dbPassword": offline_secret_value("oci-dblab:dbPassword")}, "dev", {"dbPassword"})
+    assert cfg.warnings == () and cfg.db_password is not None
+
+
+def test_warnings_never_show_a_secret_value():
+    cfg = parse_config(good_raw(adminCidr="10.20.30.40/32"), "dev", secret_keys={"adminCidr"})
+    assert any("private (RFC 1918) range" in w for w in cfg.warnings)
+    assert not any("10.20.30.40" in w for w in cfg.warnings)
 
 
 # (key, secret value, what the message must say): an error about a secret never shows the value or its parts
