@@ -9,6 +9,7 @@ from pathlib import Path
 from labctl.offline import REPO_ROOT
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -90,8 +91,9 @@ def _cmd_class_preflight(args: argparse.Namespace) -> int:
 
 
 def _cmd_class_run(args: argparse.Namespace) -> int:
-    from labctl.classrun import ClassOptions, run_class, write_reports
-    from labctl.roster import student_config
+    from components.portable import LockHeld, UnsafePathError, ensure_private_dir
+    from labctl.classrun import NOT_STARTED, STATE_FILE, ClassOptions, ClassStateError, run_and_report
+    from labctl.roster import env_file_for, student_config
     from labctl.runners import AutomationRunner, OfflineRunner, StackJob
 
     loaded = _load_class(args)
@@ -126,23 +128,62 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
                 )
                 return EXIT_USAGE
             print(f"warning: {message}", file=sys.stderr)
+    out_dir = Path(args.out_dir)
+    env_dir = out_dir / "env"
     jobs = []
     for s in students:
-        config, secret = student_config(cls, s)
-        jobs.append(StackJob(s.student_id, s.stack, config, tuple(secret), Path(args.project_dir)))
-    out_dir = Path(args.out_dir)
+        config, secret = student_config(cls, s, env_dir)
+        env_file = str(env_file_for(env_dir, s)) if cls.connection_check else None
+        jobs.append(
+            StackJob(
+                s.student_id,
+                s.stack,
+                config,
+                tuple(secret),
+                Path(args.project_dir),
+                env_file=env_file,
+                oci_profile=s.oci_profile,
+                spec_extra={"adminMinPrefix": cls.admin_cidr_min_prefix},
+            )
+        )
     runner = OfflineRunner(plan_dir=out_dir / "plans", processes=args.parallel) if args.offline else AutomationRunner()
     opts = ClassOptions(args.action, out_dir, parallel=args.parallel, only=only, resume=args.resume)
     try:
-        result = run_class(jobs, runner, opts)
+        if cls.connection_check and args.action == "up":
+            for job in jobs:  # <out-dir>/env/<student_id>/ is 0700: the .env in it holds the student's DB password
+                if job.env_file and (only is None or job.student_id in only):
+                    ensure_private_dir(Path(job.env_file).parent)
+        result, paths = run_and_report(jobs, runner, opts, title="oci-dblab class")
+    except LockHeld as e:
+        print(f"labctl class: {e}; nothing was started", file=sys.stderr)
+        return EXIT_USAGE
+    except ClassStateError as e:
+        print(f"labctl class: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except UnsafePathError as e:
+        print(f"labctl class: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(
+            f"labctl class: interrupted twice; running stacks were ended. State in {out_dir / STATE_FILE} holds "
+            "every stack that finished; run again with --resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     finally:
         if isinstance(runner, OfflineRunner):
             runner.close()
-    paths = write_reports(result, out_dir, title=f"oci-dblab class{' (offline)' if args.offline else ''}")
     print(
         f"{result.count('succeeded')} succeeded, {result.count('failed')} failed, {result.count('skipped')} "
-        f"skipped in {result.wall_seconds:.1f}s; reports: {', '.join(str(p) for p in paths)}"
+        f"skipped, {result.count(NOT_STARTED)} not started in {result.wall_seconds:.1f}s ({runner.kind} runner); "
+        f"reports: {', '.join(str(p) for p in paths)}"
     )
+    if result.interrupted:
+        print(
+            f"labctl class: stopped by {result.interrupted}; run the same command with --resume to continue",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

@@ -8,10 +8,12 @@ the CLI and OCI.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import re
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -38,6 +40,9 @@ class StackJob:
     config: dict[str, str]  # full keys (oci-dblab:..., oci:region)
     secret_keys: tuple[str, ...] = ()
     project_dir: Path = REPO_ROOT
+    env_file: str | None = None  # where the connection check writes the student's .env (<out-dir>/env/<id>/.env)
+    oci_profile: str | None = None  # per-student tenancy: a profile of the OCI config file
+    spec_extra: dict[str, Any] = field(default_factory=dict)  # what the offline judgement needs (admin limit)
 
 
 @dataclass
@@ -53,14 +58,32 @@ class StackResult:
     monthly_cost: float | None = None
     check: dict[str, Any] | None = None
     resources: int = 0
+    env_file: str | None = None
+    started_at: float | None = None  # wall clock (time.time()) when the stack was started
 
 
 class StackRunner(Protocol):
+    """What ``labctl class`` needs of a runner. ``kind`` is recorded in the state and the reports."""
+
+    kind: str
+
     def run(self, job: StackJob, action: str, log: Path, attempt: int) -> StackResult: ...
+
+    def interrupt(self, signal_name: str) -> None:
+        """The first Ctrl-C/SIGTERM: let running stacks finish (or cancel cleanly)."""
+
+    def abort(self) -> None:
+        """The second one: end the children now."""
 
 
 def is_transient(error: str) -> bool:
     return bool(TRANSIENT.search(error))
+
+
+def _ignore_sigint() -> None:
+    """Worker processes ignore Ctrl-C: a terminal sends it to the whole process group, and the parent decides
+    (the first lets running plans finish; the second ends the workers through ``abort``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class OfflineRunner:
@@ -71,6 +94,8 @@ class OfflineRunner:
     ``(resource type or invoke token, error text, failing attempts)``: the mocks raise that error on the first
     ``failing attempts`` attempts (fault injection for tests and drills).
     """
+
+    kind = "offline"
 
     def __init__(
         self,
@@ -89,7 +114,9 @@ class OfflineRunner:
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = ProcessPoolExecutor(
+                    self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+                )
             return self._pool
 
     def close(self) -> None:
@@ -97,8 +124,22 @@ class OfflineRunner:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
+    def interrupt(self, signal_name: str) -> None:
+        """Offline plans take a second or two each: the running ones are left to finish."""
+
+    def abort(self) -> None:
+        """End the worker processes now (their stacks fail with 'offline run crashed')."""
+        with self._lock:
+            pool = self._pool
+        if pool is None:
+            return
+        for proc in list(getattr(pool, "_processes", {}).values()):  # the executor has no public kill
+            with contextlib.suppress(Exception):
+                proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
     def run(self, job: StackJob, action: str, log: Path, attempt: int) -> StackResult:
-        spec: dict[str, Any] = {"config": job.config, "secretKeys": list(job.secret_keys)}
+        spec: dict[str, Any] = {"config": job.config, "secretKeys": list(job.secret_keys), **job.spec_extra}
         fault = self.inject.get(job.student_id)
         if fault and attempt <= fault[2]:
             spec["failTypes"] = {fault[0]: fault[1]}
@@ -157,11 +198,52 @@ def automation_args(job: StackJob, backend_url: str | None = None) -> Automation
     )
 
 
+def child_pids(pid: int | None = None, proc: Path = Path("/proc")) -> list[int]:
+    """Direct children of ``pid`` (default: this process), from /proc on Linux; [] where /proc is absent."""
+    pid = os.getpid() if pid is None else pid
+    out: list[int] = []
+    try:
+        entries = list(proc.iterdir())
+    except OSError:
+        return out
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # fields after the command name (which may hold spaces and parentheses): state, ppid, ...
+        rest = stat_text.rsplit(")", 1)[-1].split()
+        if len(rest) > 1 and rest[1] == str(pid):
+            out.append(int(entry.name))
+    return out
+
+
+def _signal_children(sig: int) -> None:
+    for pid in child_pids():
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+
 class AutomationRunner:
     """Runs ``pulumi up|preview|destroy`` for a stack through the Automation API (needs the CLI and OCI)."""
 
+    kind = "cloud"
+
     def __init__(self, backend_url: str | None = None) -> None:
         self.backend_url = backend_url
+
+    def interrupt(self, signal_name: str) -> None:
+        """Pass the stop on to each running ``pulumi``, which then cancels its update cleanly (Pulumi's first
+        Ctrl-C). A Ctrl-C in a terminal already reaches the whole foreground process group; a SIGTERM sent to
+        labctl alone does not, so it is forwarded as SIGINT."""
+        if signal_name != "SIGINT":
+            _signal_children(signal.SIGINT)
+
+    def abort(self) -> None:
+        """The second signal: end the ``pulumi`` children now."""
+        _signal_children(signal.SIGTERM)
 
     def run(self, job: StackJob, action: str, log: Path, attempt: int) -> StackResult:  # pragma: no cover - cloud
         from pulumi import automation as auto

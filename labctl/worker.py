@@ -33,11 +33,29 @@ def plan_doc(spec: dict[str, Any], stack: str, project_dir: Path | str, summary:
         return {"error": str(e), "stack": stack}
     doc = plan.to_dict()
     if summary:
+        from labctl import reach
         from labctl.estimate import monthly_cost
+        from policy import rules
 
         doc["monthlyCost"] = round(monthly_cost(plan.resources).total, 2)
         check = plan.outputs.get("connectionCheck")
         doc["check"] = check if isinstance(check, dict) else None
+        # The same judgement as `labctl plan`: policy rules and reachability; a mandatory finding or a failed
+        # verdict blocks this student before anything is created.
+        limit = int(spec.get("adminMinPrefix", rules.ADMIN_SOURCE_MIN_PREFIX))
+        findings = rules.evaluate(plan.resources, rules.rules_with_admin_limit(limit))
+        verdicts = reach.verdicts(plan.resources, str(spec["config"].get("oci-dblab:adminCidr", "")), limit)
+        blocking = [f"{f.rule}: {f.name}: {f.message}" for f in findings if f.level == rules.MANDATORY]
+        blocking += [
+            f"reachability {v.id}: expected {v.expected}, got {v.actual}: {v.reason}" for v in verdicts if not v.ok
+        ]
+        doc["findings"] = [f"[{f.level}] {f.rule}: {f.name}: {f.message}" for f in findings]
+        if blocking:
+            return {
+                "error": "blocked before anything is created (the judgement of `labctl plan`):\n  - "
+                + "\n  - ".join(blocking),
+                "stack": stack,
+            }
     return doc
 
 

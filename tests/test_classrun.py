@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import COMPARTMENT, instructor_yaml, make_ssh_public_key
+from conftest import COMPARTMENT, INSTRUCTOR_PUB, instructor_yaml, make_ssh_public_key
 
 from labctl.classrun import ClassOptions, run_class
 from labctl.cli import main
@@ -22,23 +22,29 @@ def cidr(i: int) -> str:
     return f"198.51.100.{i + 1}/32"
 
 
+INSTRUCTOR_CIDR = "203.0.113.50/32"
+STUDENT_KEYS = [make_ssh_public_key(f"s{i}") for i in range(N)]
+
+
 @pytest.fixture(scope="module")
 def class_files(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("class")
     rows = ["student_id,name,email,ssh_public_key,admin_cidr"]
     for i in range(N):
-        rows.append(f"s{i:02d},Student {i},s{i}@student.example.ac.id,{make_ssh_public_key(f's{i}')},{cidr(i)}")
+        rows.append(f"s{i:02d},Student {i},s{i}@student.example.ac.id,{STUDENT_KEYS[i]},{cidr(i)}")
     (d / "roster.csv").write_text("\n".join(rows) + "\n")
-    (d / "class.yaml").write_text(f"compartmentId: {COMPARTMENT}\nregion: ap-singapore-1\n" + instructor_yaml())
+    shared = f"compartmentId: {COMPARTMENT}\nregion: ap-singapore-1\n"
+    (d / "class.yaml").write_text(shared + instructor_yaml(cidr=INSTRUCTOR_CIDR))
     return d / "roster.csv", d / "class.yaml"
 
 
-def jobs_for(roster: Path, class_yaml: Path) -> list[StackJob]:
+def jobs_for(roster: Path, class_yaml: Path, env_dir: Path | None = None) -> list[StackJob]:
     cls = load_class_config(class_yaml)
     out = []
     for s in load_roster(roster).students:
-        config, secret = student_config(cls, s)
-        out.append(StackJob(s.student_id, s.stack, config, tuple(secret)))
+        config, secret = student_config(cls, s, env_dir)
+        env_file = str(env_dir / s.student_id / ".env") if env_dir else None
+        out.append(StackJob(s.student_id, s.stack, config, tuple(secret), env_file=env_file))
     return out
 
 
@@ -53,7 +59,7 @@ def first_run(class_files, tmp_path_factory):
         },
     )
     opts = ClassOptions("up", out, parallel=8, backoff_seconds=0)
-    return out, run_class(jobs_for(*class_files), runner, opts)
+    return out, run_class(jobs_for(*class_files, out / "env"), runner, opts)
 
 
 def test_every_student_is_planned_with_their_own_config(first_run):
@@ -67,7 +73,15 @@ def test_every_student_is_planned_with_their_own_config(first_run):
         [vm] = [x for x in plan["resources"] if x["type"] == "oci:Core/instance:Instance"]
         assert vm["inputs"]["freeformTags"]["student"] == r.student_id
         [sl] = [x for x in plan["resources"] if x["name"] == "lab-public-sl"]
-        assert sl["inputs"]["ingressSecurityRules"][0]["source"] == cidr(i)
+        # SSH from the student's address and the instructor's, nothing else
+        assert [r["source"] for r in sl["inputs"]["ingressSecurityRules"]] == [cidr(i), INSTRUCTOR_CIDR]
+        # the VM trusts the student's key and the instructor's
+        keys = vm["inputs"]["metadata"]["ssh_authorized_keys"].splitlines()
+        assert keys == [STUDENT_KEYS[i], INSTRUCTOR_PUB]
+        # the check logs in with the instructor's key and writes this student's own .env
+        [env] = [x for x in plan["resources"] if x["type"].endswith(":EnvFile")]
+        assert env["inputs"]["sshPrivateKeyPath"] == "~/.ssh/course_ed25519"
+        assert env["inputs"]["localPath"] == str(out / "env" / r.student_id / ".env") == r.env_file
         assert plan["outputs"]["dbAdminPassword"] == "[secret]"
         assert r.monthly_cost == 0.0 and r.outputs["dbPrivateIp"].startswith("10.0.1.")
     assert len({r.outputs["appPublicIp"] for r in ok}) > 1  # deterministic per stack, not one shared value
@@ -95,8 +109,10 @@ def test_reports_are_written_and_correct(first_run):
     assert [r["student"] for r in failed] == ["s07"] and "LimitExceeded" in failed[0]["error"]
     s03 = next(r for r in rows if r["student"] == "s03")
     assert s03["attempts"] == "2" and s03["db_private_ip"].startswith("10.0.1.") and s03["monthly_cost_usd"] == "0.00"
+    assert s03["env_file"] == str(out / "env" / "s03" / ".env")
     md = (out / "class-report.md").read_text()
     assert "succeeded: **39**" in md and "failed: **1**" in md
+    assert md.startswith("# Class report (offline runner: OCI mocked, nothing created): `up`")
     page = (out / "class-report.html").read_text()
     assert page.count("<tr class='succeeded'>") == N - 1 and "<script" not in page
     assert {p.name for p in paths} == {"class-report.md", "class-report.csv", "class-report.html"}
@@ -105,10 +121,112 @@ def test_reports_are_written_and_correct(first_run):
 def test_resume_skips_stacks_already_up_to_date(first_run, class_files):
     out, _ = first_run
     runner = OfflineRunner(plan_dir=out / "plans")
-    again = run_class(jobs_for(*class_files), runner, ClassOptions("up", out, parallel=4, resume=True))
+    again = run_class(jobs_for(*class_files, out / "env"), runner, ClassOptions("up", out, parallel=4, resume=True))
     by_status = {s: sorted(r.student_id for r in again.results if r.status == s) for s in ("skipped", "succeeded")}
     assert by_status["succeeded"] == ["s07"]  # only the failed one runs again, and now passes
     assert len(by_status["skipped"]) == N - 1 and again.ok
+    state = json.loads((out / "class-state.json").read_text())
+    assert state["schemaVersion"] == 2
+    rec = state["stacks"]["student-s01"]
+    assert rec["runner"] == "offline" and len(rec["configHash"]) == 16 and len(rec["program"]) == 16
+
+
+class FakeCloudRunner:
+    """The cloud runner's interface without Pulumi or OCI: records what it was asked to run."""
+
+    kind = "cloud"
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def run(self, job, action, log, attempt):
+        from labctl.runners import StackResult
+
+        self.ran.append(job.student_id)
+        return StackResult(job.student_id, job.stack, action, "succeeded", outputs={"appPublicIp": "192.0.2.9"})
+
+    def interrupt(self, signal_name):
+        pass
+
+    def abort(self):
+        pass
+
+
+def test_offline_results_never_satisfy_a_cloud_resume(class_files, tmp_path):
+    jobs = jobs_for(*class_files, tmp_path / "env")[:5]
+    offline = run_class(jobs, OfflineRunner(), ClassOptions("up", tmp_path, parallel=2))
+    assert offline.count("succeeded") == 5
+    cloud = FakeCloudRunner()
+    first = run_class(jobs, cloud, ClassOptions("up", tmp_path, parallel=2, resume=True))
+    assert sorted(cloud.ran) == [j.student_id for j in jobs] and first.count("skipped") == 0
+    assert first.runner == "cloud"
+    cloud2 = FakeCloudRunner()
+    second = run_class(jobs, cloud2, ClassOptions("up", tmp_path, parallel=2, resume=True))
+    assert cloud2.ran == [] and second.count("skipped") == 5  # real results do satisfy a real resume
+    # and a changed config (here: one student's CIDR) redoes that student only
+    changed = [
+        jobs[0].__class__(**{**jobs[0].__dict__, "config": {**jobs[0].config, "oci-dblab:adminCidr": "81.2.3.4/32"}})
+    ]
+    cloud3 = FakeCloudRunner()
+    run_class(changed + jobs[1:], cloud3, ClassOptions("up", tmp_path, parallel=2, resume=True))
+    assert cloud3.ran == [jobs[0].student_id]
+
+
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        ('{"schemaVersion": 2, "stacks": {"a": {"status": "succ', "is not valid JSON"),
+        ("[1, 2]", "a JSON object was expected"),
+        ('{"schemaVersion": 9, "stacks": {}}', "state schema 9"),
+        ('{"schemaVersion": 2, "stacks": {"a": 1}}', "not stack records"),
+    ],
+    ids=["truncated", "list", "future-schema", "bad-entry"],
+)
+def test_unusable_state_is_a_clear_error_with_the_fix(class_files, tmp_path, capsys, content, words):
+    roster, class_yaml = class_files
+    (tmp_path / "class-state.json").write_text(content)
+    argv = ["class", "up", str(roster), "--class-config", str(class_yaml), "--offline", "--only", "s01"]
+    assert main([*argv, "--resume", "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "mv " in err and "Traceback" not in err
+    assert not (tmp_path / "logs").exists()  # nothing started
+
+
+def test_a_second_run_in_the_same_out_dir_is_refused_naming_the_holder(class_files, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    roster, class_yaml = class_files
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from components.portable import exclusive_lock\n"
+            f"with exclusive_lock(Path({str(tmp_path)!r}) / '.class-run.lock', what='x'):\n"
+            "    print('held', flush=True)\n"
+            "    sys.stdin.readline()\n",
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        argv = ["class", "up", str(roster), "--class-config", str(class_yaml), "--offline", "--only", "s01"]
+        assert main([*argv, "--out-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert f"PID {holder.pid}" in err and "nothing was started" in err
+        assert not (tmp_path / "class-state.json").exists()
+    finally:
+        holder.communicate("\n", timeout=30)
+    # once the first run is gone, the directory is free again
+    argv = ["class", "up", str(roster), "--class-config", str(class_yaml), "--offline", "--only", "s01"]
+    assert main([*argv, "--out-dir", str(tmp_path)]) == 0
 
 
 def test_cli_offline_up_for_two_students_and_exit_status(class_files, tmp_path, capsys):
@@ -129,9 +247,13 @@ def test_cli_offline_up_for_two_students_and_exit_status(class_files, tmp_path, 
     )
     assert code == 0
     out = capsys.readouterr()
-    assert "2 succeeded, 0 failed, 0 skipped" in out.out
+    assert "2 succeeded, 0 failed, 0 skipped, 0 not started" in out.out and "(offline runner)" in out.out
     assert "warning: preflight: DOES NOT FIT" in out.err  # 2 MySQL.Free in one tenancy: a dry run only warns
     assert sorted(p.name for p in (tmp_path / "plans").iterdir()) == ["student-s01.json", "student-s02.json"]
+    for sid in ("s01", "s02"):  # each student's .env directory exists, private to the instructor
+        assert ((tmp_path / "env" / sid).stat().st_mode & 0o777) == 0o700
+    rows = list(csv.DictReader((tmp_path / "class-report.csv").open()))
+    assert [r["env_file"] for r in rows] == [str(tmp_path / "env" / s / ".env") for s in ("s01", "s02")]
 
 
 def test_real_up_refuses_a_class_that_does_not_fit_before_creating_anything(class_files, tmp_path, capsys):
