@@ -231,8 +231,8 @@ class MockCloud:
     """The tenancy and region the mocks answer for.
 
     Default: the stack's ``oci:region`` (else ``mock-1``) is the tenancy's home region and has one availability domain
-    that offers every shape. A test can move the home region elsewhere, split the region into ADs that offer different
-    shapes, or publish a newer image.
+    (named as the stack's ``availabilityDomain``, if set) that offers every shape. A test can move the home region
+    elsewhere, split the region into ADs that offer different shapes, nest the compartment, or publish a newer image.
     """
 
     region: str | None = None  # None: the stack's oci:region, else MOCK_REGION
@@ -241,6 +241,7 @@ class MockCloud:
     db_shapes: tuple[frozenset[str], ...] = (MOCK_DB_SHAPES,)  # per AD (same length as compute_shapes)
     image_build: str = "2026.10.31"  # the newest Oracle Linux 9 build the region lists
     compartment_depth: int = 1  # how many compartments deep the stack's compartment sits below the tenancy root
+    ad_names: tuple[str, ...] | None = None  # None: Mock:<REGION>-AD-<n>, one per entry of compute_shapes
 
 
 class InvokeFailed(grpc.RpcError):
@@ -282,6 +283,8 @@ class OciMocks(mocks.Mocks):
         return f"ocid1.{kind}.oc1.{self.region}.{_digest(self.stack, kind, name, n=40)}"
 
     def ad_names(self) -> list[str]:
+        if self.cloud.ad_names:
+            return list(self.cloud.ad_names)
         return [f"Mock:{self.region.upper()}-AD-{i + 1}" for i in range(len(self.cloud.compute_shapes))]
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
@@ -581,6 +584,9 @@ def run_program(
     if not sys.path or sys.path[0] != str(project_dir):
         sys.path.insert(0, str(project_dir))  # this tree's `components`, even when another tree is on the path
     region = config.get("oci:region")
+    given_ad = str(config.get(f"{PROJECT}:availabilityDomain") or "").strip()
+    if cloud is None and given_ad:
+        cloud = MockCloud(ad_names=(given_ad,))  # the default region is the stack's: it has the AD the stack names
     oci_mocks = OciMocks(stack, fail_types, cloud, region=str(region) if region else None)
     monitor = RecordingMonitor(oci_mocks)
     handler = _ListHandler()

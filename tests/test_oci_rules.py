@@ -249,6 +249,11 @@ def test_the_availability_domain_config_overrides_the_choice():
     assert {named(p, n).props["availabilityDomain"] for n in ("lab-vm", "lab-mysql")} == {"Mock:US-ASHBURN-1-AD-1"}
 
 
+def test_default_mocks_have_the_availability_domain_the_stack_names():
+    p = run(availabilityDomain="Uocm:AP-SINGAPORE-1-AD-1", extra={"oci:region": "ap-singapore-1"})
+    assert named(p, "lab-vm").props["availabilityDomain"] == "Uocm:AP-SINGAPORE-1-AD-1"
+
+
 def test_an_availability_domain_not_in_the_region_is_refused():
     msg = refused(THREE_ADS, availabilityDomain="Mock:US-ASHBURN-1-AD-7")
     assert "availabilityDomain: 'Mock:US-ASHBURN-1-AD-7' is not an availability domain of this region" in msg
