@@ -344,7 +344,11 @@ def report_rows(result: ClassResult) -> list[dict[str, str]]:
                 "check": verdict,
                 "seconds": f"{r.seconds:.1f}",
                 "attempts": str(r.attempts),
-                "monthly_cost_usd": "" if r.monthly_cost is None else f"{r.monthly_cost:.2f}",
+                "monthly_cost_usd": (
+                    f"{r.monthly_cost:.2f}"
+                    if r.monthly_cost is not None
+                    else ("unknown" if r.status in ("succeeded", "skipped") and r.action == "up" else "")
+                ),
                 "env_file": r.env_file or "",
                 "error": r.error.splitlines()[0][:200] if r.error else "",
             }

@@ -87,7 +87,7 @@ def _cmd_class_preflight(args: argparse.Namespace) -> int:
     students, cls = loaded
     report = preflight(students, cls)
     print(json.dumps(report.to_dict(), indent=2) if args.format == "json" else render_text(report))
-    return EXIT_OK if report.verdict != "DOES NOT FIT" else EXIT_FAILED
+    return EXIT_OK if report.verdict not in ("DOES NOT FIT", "COST UNKNOWN") else EXIT_FAILED
 
 
 def _cmd_class_run(args: argparse.Namespace) -> int:
@@ -116,7 +116,7 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
 
         chosen = [s for s in students if only is None or s.student_id in only]
         report = preflight(chosen, cls)
-        if report.verdict == "DOES NOT FIT":
+        if report.verdict in ("DOES NOT FIT", "COST UNKNOWN"):
             message = (
                 f"preflight: {report.summary}. Run `labctl class preflight {args.roster}` for the options "
                 "(per-student tenancies, paid shapes)"

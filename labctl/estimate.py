@@ -29,6 +29,7 @@ DB_SYSTEM = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
 VCN = "oci:Core/vcn:Vcn"
 SUBNET = "oci:Core/subnet:Subnet"
 DYNAMIC = "pulumi-python:dynamic:Resource"
+NOT_PRICED = "not in the price table"  # such a line's 0.0 means "unknown", never "free"
 FREE_KEYS = ("e2_micro_instances", "a1_ocpu_hours", "a1_memory_gb_hours", "block_volume_gbs", "mysql_free_systems")
 
 
@@ -42,6 +43,12 @@ def price_table() -> dict[str, Any]:
 def duration_table() -> dict[str, Any]:
     """The create-duration table (``labctl/data/durations.json``)."""
     return json.loads((DATA_DIR / "durations.json").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def known_mysql_shapes() -> frozenset[str]:
+    """MySQL shape names OCI offers (``labctl/data/shapes.json``)."""
+    return frozenset(json.loads((DATA_DIR / "shapes.json").read_text(encoding="utf-8"))["mysql"])
 
 
 def hours_per_month() -> int:
@@ -144,9 +151,7 @@ def price_instance(
     lines: list[CostLine] = []
     sources: list[str] = []
     if spec is None:
-        lines.append(
-            CostLine(name, INSTANCE, f"{shape} compute", 1, "instance", 0.0, 0.0, False, "not in the price table")
-        )
+        lines.append(CostLine(name, INSTANCE, f"{shape} compute", 1, "instance", 0.0, 0.0, False, NOT_PRICED))
     elif spec.get("always_free_only"):
         sources += spec["sources"]
         if free.take("e2_micro_instances", 1) >= 1:
@@ -220,10 +225,8 @@ def price_db_system(name: str, shape: str, storage_gbs: float, free: FreeTier) -
             )
         ], sources
     m = re.match(table["ecpu_shape_pattern"], shape)
-    if not m:
-        return [
-            CostLine(name, DB_SYSTEM, f"{shape} DB system", 1, "DB system", 0.0, 0.0, False, "not in the price table")
-        ], sources
+    if not m or shape not in known_mysql_shapes():  # MySQL.999 is no shape: unknown, never 999 ECPUs' worth
+        return [CostLine(name, DB_SYSTEM, f"{shape} DB system", 1, "DB system", 0.0, 0.0, False, NOT_PRICED)], sources
     ecpus = int(m["ecpus"])
     lines = _line(name, DB_SYSTEM, f"{shape} ECPU", ecpus * hours, "ECPU-hour", table["ecpu_hour"], 0.0)
     lines += _line(name, DB_SYSTEM, "DB storage", storage_gbs, "GB-month", table["storage_gb_month"], 0.0)
@@ -274,7 +277,7 @@ def monthly_cost(resources: Sequence[Any], free_tier_used: Mapping[str, float] |
             continue
         lines += new
         source_ids += ids
-        if any(ln.note == "not in the price table" for ln in new):
+        if any(ln.note == NOT_PRICED for ln in new):
             unpriced.append(f"{r.name} ({r.resource_type})")
     total = round(sum(ln.monthly for ln in lines), 2)
     return CostReport(

@@ -113,9 +113,19 @@ def render_text(report: dict[str, Any]) -> str:
         out.append(f"  [{f['level'].upper()}] {f['rule']}: {f['name']}: {f['message']}")
     out.append("")
     cost = report["cost"]
-    out.append(f"Monthly cost estimate: ${cost['total']:.2f} {cost.get('currency', 'USD')}")
+    if cost.get("unpriced"):
+        out.append(
+            f"Monthly cost estimate: UNKNOWN (not in the price table: {', '.join(cost['unpriced'])}; "
+            f"the priced part is ${cost['total']:.2f} {cost.get('currency', 'USD')})"
+        )
+    else:
+        out.append(f"Monthly cost estimate: ${cost['total']:.2f} {cost.get('currency', 'USD')}")
     for line in cost["lines"]:
-        price = "free" if line.get("free") else f"${line['monthly']:.2f}"
+        price = (
+            "free"
+            if line.get("free")
+            else ("unknown" if line.get("note") == estimate.NOT_PRICED else f"${line['monthly']:.2f}")
+        )
         out.append(f"  {line['name']:<28} {line['item']:<34} {price}")
     path = report["criticalPath"]
     out.append("")

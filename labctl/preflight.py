@@ -25,6 +25,7 @@ from labctl.roster import ClassConfig, RosterError, RosterProblem, Student, shor
 FITS = "FITS"
 FITS_PAID = "FITS (PAID)"
 DOES_NOT_FIT = "DOES NOT FIT"
+COST_UNKNOWN = "COST UNKNOWN"  # a shape is missing from the price table: never costed at 0
 PAID_DB_SHAPE = "MySQL.2"
 PAID_APP_SHAPE = "VM.Standard.A1.Flex"  # 1 OCPU / 6 GB: uses what is left of the A1 pool, then the A1 price
 
@@ -229,6 +230,7 @@ def preflight(students: Sequence[Student], cls: ClassConfig) -> PreflightReport:
         "Free Tier account)",
     }
     blocked = [t for t in reports if any(not c.ok for c in t.checks[:2])]
+    unknown = {ln.item.rsplit(" ", 1)[0] for t in reports for ln in t.lines if ln.note == estimate.NOT_PRICED}
     options: list[Option] = []
     if blocked:
         verdict = DOES_NOT_FIT
@@ -257,6 +259,13 @@ def preflight(students: Sequence[Student], cls: ClassConfig) -> PreflightReport:
                 "one MySQL.Free with a schema and user per student, or dbEngine mysql-vm (MySQL on a VM in the "
                 "private subnet); both are planned engines, not built yet",
             )
+        )
+    elif unknown:
+        verdict = COST_UNKNOWN
+        summary = (
+            f"fits the tenancy limits, but the cost is unknown: {', '.join(sorted(unknown))} not in the price table "
+            f"(labctl/data/prices.json); known part {total:.2f} USD/month. Add the shape's price with its source, or "
+            "check OCI's price list before deploying"
         )
     elif total > 0:
         verdict = FITS_PAID

@@ -184,6 +184,26 @@ def check_region(value: str) -> str | None:
     )
 
 
+@functools.lru_cache(maxsize=1)
+def known_shapes() -> dict[str, Any]:
+    """OCI shape names the class flow accepts (``labctl/data/shapes.json``, with its sources)."""
+    return json.loads((Path(__file__).resolve().parent / "data" / "shapes.json").read_text(encoding="utf-8"))
+
+
+def check_shape(kind: str, value: str) -> str | None:
+    """Why ``value`` is not a known OCI shape of ``kind`` (``compute`` or ``mysql``), with "did you mean", or None."""
+    table = known_shapes()
+    names = table[kind]
+    if value in names:
+        return None
+    if kind == "mysql" and re.match(table["mysql_legacy_pattern"], value):
+        return None
+    near = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]}?" if near else f"; known: {', '.join(names[:6])}, …"
+    what = "compute (VM) shape" if kind == "compute" else "MySQL HeatWave shape"
+    return f"'{value}' is not a known OCI {what}{hint} (labctl/data/shapes.json)"
+
+
 def _check_ocid(value: str) -> str | None:
     m = OCID_RE.match(value)
     if not m:
@@ -546,6 +566,12 @@ def parse_class_config(text: str, source: str = "class.yaml") -> ClassConfig:
             + "; ".join(f"{k}: {CLASS_EXAMPLES[k]}" for k in missing)
             + ". Or turn the check off for the class: config: {connectionCheck: false}"
         )
+    for key, kind in (("appShape", "compute"), ("dbShape", "mysql")):
+        value = values.get(key)
+        if value:
+            why = check_shape(kind, value)
+            if why:
+                problems.append(f"{key}: {why}")
     if problems:
         raise ClassConfigError(problems, source)
     return ClassConfig(

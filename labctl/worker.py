@@ -37,7 +37,9 @@ def plan_doc(spec: dict[str, Any], stack: str, project_dir: Path | str, summary:
         from labctl.estimate import monthly_cost
         from policy import rules
 
-        doc["monthlyCost"] = round(monthly_cost(plan.resources).total, 2)
+        cost = monthly_cost(plan.resources)
+        # a shape missing from the price table is "cost unknown" (None), never 0
+        doc["monthlyCost"] = None if cost.unpriced else round(cost.total, 2)
         check = plan.outputs.get("connectionCheck")
         doc["check"] = check if isinstance(check, dict) else None
         # The same judgement as `labctl plan`: policy rules and reachability; a mandatory finding or a failed

@@ -254,3 +254,29 @@ def test_plan_with_bad_stack_file_exits_2(tmp_path, capsys):
     assert main(["plan", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}:2:" in err and "'no' would be read as the boolean false" in err
+
+
+@pytest.mark.parametrize(
+    "line,words",
+    [
+        ("appShape: VM.Standard.E4.Flx", "did you mean VM.Standard.E4.Flex?"),
+        ("appShape: VM.Standard2.3", "is not a known OCI compute (VM) shape"),
+        ("dbShape: MySQL.999", "is not a known OCI MySQL HeatWave shape"),
+        ("dbShape: MySQL.Fre", "did you mean MySQL.Free?"),
+    ],
+    ids=["flex-typo", "no-such-size", "mysql-999", "mysql-free-typo"],
+)
+def test_shapes_are_checked_against_known_names(tmp_path, line, words):  # 4 bad inputs
+    path = _write(tmp_path, "class.yaml", GOOD_CLASS + line + "\n")
+    with pytest.raises(ClassConfigError) as e:
+        load_class_config(path)
+    assert f"{line.split(':')[0]}: " in str(e.value) and words in str(e.value)
+
+
+def test_nonsense_mysql_shape_is_never_priced():
+    from labctl.estimate import NOT_PRICED, FreeTier, price_db_system
+
+    lines, _ = price_db_system("db", "MySQL.999", 50, FreeTier())
+    assert [ln.note for ln in lines] == [NOT_PRICED]
+    lines, _ = price_db_system("db", "MySQL.2", 50, FreeTier())
+    assert sum(ln.monthly for ln in lines) > 0

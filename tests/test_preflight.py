@@ -87,5 +87,25 @@ def test_paid_shapes_that_fit_the_limits_are_priced():
 
 def test_a_bad_student_config_is_reported_with_its_line():
     with pytest.raises(RosterError) as e:
-        preflight(students(1), cls(appShape="VM.Nope"))
+        preflight(students(1), cls(config="{dbStorageGbs: 10}"))  # MySQL.Free has exactly 50 GB
     assert e.value.problems[0].line == 2
+
+
+def test_a_shape_missing_from_the_price_table_is_cost_unknown_never_free():
+    from labctl.preflight import COST_UNKNOWN
+
+    report = preflight(students(1), cls(appShape="VM.Standard2.24"))
+    assert report.verdict == COST_UNKNOWN  # it used to say "fits Always Free, 0.00 USD"
+    assert "VM.Standard2.24" in report.summary and "not in the price table" in report.summary
+    assert "COST UNKNOWN" in render_text(report) and "fits Always Free" not in render_text(report)
+
+
+def test_worker_reports_unknown_cost_as_none():
+    from conftest import ROOT, full_keys, good_raw
+
+    from labctl.worker import plan_doc
+
+    doc = plan_doc({"config": full_keys(good_raw(appShape="VM.Standard2.24"))}, "dev", ROOT, summary=True)
+    assert doc["monthlyCost"] is None
+    doc = plan_doc({"config": full_keys(good_raw())}, "dev", ROOT, summary=True)
+    assert doc["monthlyCost"] == 0.0

@@ -211,12 +211,12 @@ def test_bad_class_config(text, fragment):
 
 
 def test_per_student_config_problems_carry_the_student_line():
-    cls = parse_class_config("appShape: VM.Standard.E9.Flex\nconfig: {connectionCheck: false}\n")  # no compartmentId
+    cls = parse_class_config("config: {connectionCheck: false, dbStorageGbs: 10}\n")  # no compartmentId
     r = parse_roster(roster(row(1, compartment_id=COMPARTMENT, admin_cidr="198.51.100.9/32"), row(2)))
     with pytest.raises(RosterError) as e:
         check_students(r.students, cls, "class-a.csv")
     found = {(p.line, p.column) for p in e.value.problems}
-    assert (2, "class.yaml:appShape") in found
+    assert (2, "class.yaml:dbStorageGbs") in found
     assert (3, "compartment_id") in found and (3, "admin_cidr") in found
     msg = str(e.value)
     assert "compartment_id is empty and class.yaml has no compartmentId" in msg
