@@ -25,6 +25,9 @@ class EngineSpec:
     fixed_storage_gbs: dict[str, int]
     reserved_admin_users: frozenset[str]
     example_shape: str
+    # Invoke token listing the shapes one availability domain offers this engine (components/lookups.py places the DB
+    # by it); None: the DB goes to the app VM's availability domain.
+    shapes_token: str | None = None
 
 
 MYSQL = EngineSpec(
@@ -53,6 +56,7 @@ MYSQL = EngineSpec(
         }
     ),
     example_shape="MySQL.Free",
+    shapes_token="oci:Mysql/getShapes:getShapes",  # pulumi_oci 5.5.0 mysql/get_shapes.py
 )
 
 ENGINES: dict[str, EngineSpec] = {MYSQL.name: MYSQL}

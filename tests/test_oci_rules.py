@@ -6,8 +6,10 @@ Each rule's source is cited next to the code that enforces it (components/databa
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -269,3 +271,18 @@ def test_a_shape_no_availability_domain_offers_is_refused_clearly():
     assert "Mock:MOCK-1-AD-1, Mock:MOCK-1-AD-2" in msg and "availabilityDomain" in msg
     db_msg = refused(MockCloud(db_shapes=(MOCK_DB_SHAPES - {"MySQL.Free"},)))
     assert "dbShape: no availability domain of this region offers MySQL.Free" in db_msg
+
+
+def test_every_invoke_token_is_the_one_the_installed_pulumi_oci_uses():
+    import pulumi_oci
+
+    from components import lookups
+    from components.engines import ENGINES
+
+    package = Path(pulumi_oci.__file__).parent
+    tokens = {lookups.TOKEN_ADS, lookups.TOKEN_COMPARTMENT, lookups.TOKEN_TENANCY, lookups.TOKEN_REGION_SUBSCRIPTIONS}
+    tokens |= {lookups.TOKEN_COMPUTE_SHAPES} | {e.shapes_token for e in ENGINES.values() if e.shapes_token}
+    for token in tokens:
+        module = token.split(":")[1].split("/")[0].lower()  # oci:Identity/getTenancy:getTenancy -> identity
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", token.rsplit(":", 1)[1]).lower()  # getTenancy -> get_tenancy
+        assert f"'{token}'" in (package / module / f"{name}.py").read_text(), token
