@@ -58,14 +58,14 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import paramiko
 import pymysql
+import pymysql.charset
+import pymysql.connections
+import pymysql.constants
 
 from components import portable
-
-T = TypeVar("T")
 
 DOTENV_KEYS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "DB_HOSTNAME", "DB_SSL_MODE")
 SSL_MODES = ("REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
@@ -495,10 +495,41 @@ def diagnose(hop: str, exc: BaseException, req: CheckRequest) -> Diagnosis:
 # --- SSH, tunnel, MySQL -------------------------------------------------------------------------------------
 
 
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only; elsewhere the plain socket is used
+
+
+class _QuickAckSocket(socket.socket):
+    """A TCP socket that asks the kernel to acknowledge every segment at once (TCP_QUICKACK, re-armed after
+    each read because Linux clears it).
+
+    Why: sshd does not set TCP_NODELAY on a session without a terminal, so when it sends two small packets in a
+    row (the channel-open confirmation and then the DB's greeting, or a global request and then the
+    confirmation) Nagle's algorithm holds the second until the first is acknowledged, and a delayed ACK from
+    this side arrives only after its timer (~40 ms on Linux). Acknowledging at once removes that stall.
+    """
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = super().recv(bufsize, flags)
+        with contextlib.suppress(OSError):
+            self.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)  # type: ignore[arg-type]
+        return data
+
+
+def _ssh_socket(host: str, port: int, timeout: float) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # our small SSH packets go out at once
+    if _QUICKACK is None:
+        return sock
+    quick = _QuickAckSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    quick.settimeout(timeout)
+    with contextlib.suppress(OSError):
+        quick.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+    return quick
+
+
 def open_ssh(target: SshTarget, timeout: float) -> paramiko.SSHClient:
     """An authenticated SSH session to ``target``, host key checked against our own known-hosts file."""
-    sock = socket.create_connection((target.host, target.port), timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small SSH packets: no Nagle/delayed-ACK stalls
+    sock = _ssh_socket(target.host, target.port, timeout)
     client = paramiko.SSHClient()
     try:
         if not target.known_hosts.exists():
@@ -605,28 +636,72 @@ def tls_context(db: DbTarget) -> ssl.SSLContext:
     return ctx
 
 
+class _Session(pymysql.connections.Connection):
+    """pymysql's Connection, minus the ``SET NAMES`` round trip it makes after every login.
+
+    The login packet already names utf8mb4, and the server sets character_set_client, _connection and _results
+    from it (MySQL manual, "Connection Character Sets and Collations": the character set a client names at
+    connect time sets all three; MariaDB documents the same for its handshake). pymysql repeats it as a query
+    only to pin a *collation*, which none of the check's statements depends on.
+    """
+
+    _login = False
+
+    def connect(self, sock: socket.socket | None = None) -> None:
+        self._login = True
+        try:
+            super().connect(sock)
+        finally:
+            self._login = False
+
+    def set_character_set(self, charset: str, collation: str | None = None) -> None:
+        if not self._login:
+            super().set_character_set(charset, collation)
+            return
+        self.encoding = pymysql.charset.charset_by_name(charset).encoding
+        self.charset, self.collation = charset, collation
+
+    def tls(self) -> tuple[str, str]:
+        """(TLS version, cipher) of this session, read from the client's own TLS socket (no query)."""
+        sock = self._sock
+        if not isinstance(sock, ssl.SSLSocket):
+            return "", ""
+        cipher = sock.cipher()
+        return sock.version() or "", cipher[0] if cipher else ""
+
+
 def mysql_over(
-    sock: socket.socket, db: DbTarget, user: str, password: str, database: str | None, timeout: float
+    sock: socket.socket,
+    db: DbTarget,
+    user: str,
+    password: str,
+    database: str | None,
+    timeout: float,
+    ctx: ssl.SSLContext | None = None,
 ) -> pymysql.Connection:
-    """Log in over an existing socket with TLS required; raise TlsNotNegotiated for a plaintext session."""
-    conn = pymysql.Connection(
+    """Log in over an existing socket with TLS required; raise TlsNotNegotiated for a plaintext session.
+
+    ``ctx`` is the check's one TLS context (``tls_context(db)`` when not given). Multi-statements are on: the
+    check sends each batch of its own SQL (validated names, bound parameters) in one round trip.
+    """
+    conn = _Session(
         host=db.hostname or db.host,  # only used as the TLS server name (VERIFY_IDENTITY)
         port=db.port,
         user=user,
         password=password.encode("utf-8"),
         database=database,
-        ssl=tls_context(db),
+        ssl=ctx or tls_context(db),
         connect_timeout=max(1, int(timeout)),
         read_timeout=timeout,
         write_timeout=timeout,
         autocommit=True,
         defer_connect=True,
         charset="utf8mb4",
+        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
     )
     conn.connect(sock=sock)
     try:
-        tls = session_tls(conn)
-        if not tls[1]:
+        if not conn.tls()[1]:
             raise TlsNotNegotiated("session is not encrypted")
     except BaseException:
         conn.close()
@@ -635,7 +710,9 @@ def mysql_over(
 
 
 def session_tls(conn: pymysql.Connection) -> tuple[str, str]:
-    """(TLS version, cipher) of this session as the server reports them; cipher is '' when unencrypted."""
+    """(TLS version, cipher) of this session; cipher is '' when unencrypted. No round trip for our sessions."""
+    if isinstance(conn, _Session):
+        return conn.tls()
     with conn.cursor() as cur:
         cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
         status = {str(k): str(v) for k, v in cur.fetchall()}
@@ -676,36 +753,55 @@ def app_user_statements(acc: Accounts) -> list[tuple[str, tuple[str, ...]]]:
     return statements
 
 
-def ensure_app_user(conn: pymysql.Connection, acc: Accounts) -> None:
-    """Run ``app_user_statements`` on an admin connection."""
+def run_batch(conn: pymysql.Connection, statements: list[tuple[str, tuple[str, ...]]]) -> list[tuple]:
+    """Send ``statements`` (pymysql format strings with their parameters) as one multi-statement query: one
+    round trip. The server stops at the first failing statement; its error is raised here. Returns the rows of
+    every statement, in order (empty for statements without a result set).
+
+    Only for SQL this module builds itself: names validated by ``_account``/``_database``, values bound (and
+    escaped by pymysql for this connection's SQL mode), so no input can add a statement.
+    """
     with conn.cursor() as cur:
-        for statement, params in app_user_statements(acc):
-            cur.execute(statement, params)  # always a tuple, so '%%' is read as '%'
+        query = ";\n".join(cur.mogrify(statement, params) for statement, params in statements)
+        cur.execute(query)  # no args: the text is already formatted, a literal '%' stays as it is
+        results = [tuple(cur.fetchall())]
+        while cur.nextset():
+            results.append(tuple(cur.fetchall()))
+    return results
+
+
+def ensure_app_user(conn: pymysql.Connection, acc: Accounts) -> None:
+    """Run ``app_user_statements`` on an admin connection, all in one round trip."""
+    run_batch(conn, app_user_statements(acc))
 
 
 def probe_app(conn: pymysql.Connection, db_name: str) -> dict[str, object]:
-    """As the app user: SELECT 1 latency, version, CURRENT_USER(), TLS, and a table create/insert/drop."""
+    """As the app user, in two round trips: ``SELECT 1, CURRENT_USER()`` (timed: the latency) and a table
+    create/insert/drop. The server version comes from the login greeting, the TLS details from the socket."""
     table = f"{_database(db_name)}.`_dblab_check_{uuid.uuid4().hex[:12]}`"
     with conn.cursor() as cur:
-        samples = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            cur.execute("SELECT 1")
-            if cur.fetchone() != (1,):
-                raise pymysql.err.InternalError("SELECT 1 did not return 1")
-            samples.append((time.perf_counter() - t0) * 1000)
-        cur.execute("SELECT VERSION(), CURRENT_USER()")
-        version, current_user = cur.fetchone()
-        cur.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, note VARCHAR(32))")
-        try:
-            cur.execute(f"INSERT INTO {table} VALUES (1, 'dblab check')")
-        finally:
-            cur.execute(f"DROP TABLE {table}")
+        t0 = time.perf_counter()
+        cur.execute("SELECT 1, CURRENT_USER()")
+        row = cur.fetchone()
+        latency_ms = (time.perf_counter() - t0) * 1000
+    if not row or row[0] != 1:
+        raise pymysql.err.InternalError("SELECT 1 did not return 1")
+    ddl: list[tuple[str, tuple[str, ...]]] = [
+        (f"CREATE TABLE {table} (id INT PRIMARY KEY, note VARCHAR(32))", ()),
+        (f"INSERT INTO {table} VALUES (1, 'dblab check')", ()),
+        (f"DROP TABLE {table}", ()),
+    ]
+    try:
+        run_batch(conn, ddl)
+    except pymysql.MySQLError:
+        with contextlib.suppress(pymysql.MySQLError), conn.cursor() as cur:  # the batch stopped before its DROP
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+        raise
     tls_version, tls_cipher = session_tls(conn)
     return {
-        "server_version": str(version),
-        "current_user": str(current_user),
-        "latency_ms": round(sorted(samples)[1], 2),
+        "server_version": str(conn.get_server_info()),
+        "current_user": str(row[1]),
+        "latency_ms": round(latency_ms, 2),
         "tls_version": tls_version,
         "tls_cipher": tls_cipher,
     }
@@ -732,34 +828,78 @@ def remote_env_path(remote_dir: str) -> str:
     return posixpath.join(d, REMOTE_ENV_NAME)
 
 
-def upload_env(client: paramiko.SSHClient, remote_dir: str, content: str, timeout: float) -> str:
-    """Write the .env into ``remote_dir`` on the VM: temp file chmod 0600 before any byte, then rename."""
-    final = remote_env_path(remote_dir)
-    sftp = client.open_sftp()
-    try:
+class StagedUpload:
+    """The remote ``.env``, written in two steps so that its final name appears only after a passing check.
+
+    ``stage`` runs while the SQL runs (its own SFTP channel on the same SSH session): the content goes to a
+    temporary name in ``remote_dir``, mode 0600 before any byte. ``commit`` renames it over ``.env`` (one round
+    trip); ``discard`` removes it when the check failed. The temporary file is the only trace a failed check
+    can leave, and only if the VM became unreachable between the two steps.
+    """
+
+    def __init__(self, remote_dir: str, content: str) -> None:
+        self.final = remote_env_path(remote_dir)
+        self.content = content
+        self.tmp = ""
+        self._sftp: paramiko.SFTPClient | None = None
+
+    def stage(self, client: paramiko.SSHClient, timeout: float) -> None:
+        sftp = self._sftp = client.open_sftp()
         channel = sftp.get_channel()
         if channel is not None:
             channel.settimeout(timeout)
-        _sftp_makedirs(sftp, posixpath.dirname(final))
-        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp = f"{self.final}.tmp-{uuid.uuid4().hex[:8]}"
         try:
-            with sftp.open(tmp, "wx") as f:
-                f.chmod(0o600)
-                f.write(content.encode("utf-8"))
-            try:
-                sftp.posix_rename(tmp, final)
-            except OSError:  # server without the posix-rename extension
-                with contextlib.suppress(FileNotFoundError):
-                    sftp.remove(final)
-                sftp.rename(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
+            f = sftp.open(tmp, "wx")
+        except FileNotFoundError:  # the app directory does not exist yet: create it, then try once more
+            _sftp_makedirs(sftp, posixpath.dirname(self.final))
+            f = sftp.open(tmp, "wx")
+        self.tmp = tmp
+        with f:
+            f.chmod(0o600)
+            f.write(self.content.encode("utf-8"))
+
+    def commit(self, timeout: float) -> str:
+        sftp = self._sftp
+        if sftp is None or not self.tmp:
+            raise paramiko.SSHException("the .env was not staged")
+        channel = sftp.get_channel()
+        if channel is not None:
+            channel.settimeout(timeout)
+        try:
+            sftp.posix_rename(self.tmp, self.final)
+        except OSError:  # server without the posix-rename extension
+            with contextlib.suppress(FileNotFoundError):
+                sftp.remove(self.final)
+            sftp.rename(self.tmp, self.final)
+        self.tmp = ""
+        self.close()
+        return self.final
+
+    def discard(self) -> None:
+        """Best effort: remove the temporary file. Never raises."""
+        sftp, tmp = self._sftp, self.tmp
+        self.tmp = ""
+        if sftp is not None and tmp:
+            with contextlib.suppress(Exception):
                 sftp.remove(tmp)
-            raise
-        sftp.chmod(final, 0o600)
+        self.close()
+
+    def close(self) -> None:
+        sftp, self._sftp = self._sftp, None
+        if sftp is not None:
+            with contextlib.suppress(Exception):
+                sftp.close()
+
+
+def upload_env(client: paramiko.SSHClient, remote_dir: str, content: str, timeout: float) -> str:
+    """Write the .env into ``remote_dir`` on the VM: temp file chmod 0600 before any byte, then rename."""
+    upload = StagedUpload(remote_dir, content)
+    try:
+        upload.stage(client, timeout)
+        return upload.commit(timeout)
     finally:
-        sftp.close()
-    return final
+        upload.discard()
 
 
 def remove_remote_env(target: SshTarget, remote_path: str, timeout: float = 10.0) -> bool:
@@ -792,12 +932,34 @@ def _backoff(attempt: int) -> float:
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
 
-def _attempt(
-    req: CheckRequest,
-    timeout: float,
-    after: Callable[[paramiko.SSHClient, float], T] | None,
-) -> tuple[dict[str, object], T | None]:
-    """One pass over every hop; each step gets what is left of ``timeout``, so the pass as a whole is bounded."""
+class _Background:
+    """Run ``fn`` in a thread; ``result`` waits for it and re-raises what it raised."""
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="dblab-stage", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller of result()
+            self._error = exc
+
+    def result(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"SFTP did not finish within {timeout:.1f} s")
+        if self._error is not None:
+            raise self._error
+
+
+def _attempt(req: CheckRequest, timeout: float, ctx: ssl.SSLContext, upload: StagedUpload | None) -> dict[str, object]:
+    """One pass over every hop; each step gets what is left of ``timeout``, so the pass as a whole is bounded.
+
+    Round trips on the critical path after the SSH login: forward + TLS + login + one batch as the admin, the
+    same as the app user plus its two probe round trips, and the rename. The SFTP staging overlaps the SQL.
+    """
     ends = time.monotonic() + timeout
 
     def left() -> float:
@@ -806,14 +968,19 @@ def _attempt(
     hop = HOP_SSH
     client: paramiko.SSHClient | None = None
     tunnel: Tunnel | None = None
+    staging: _Background | None = None
+    committed = False
     acc = req.accounts
     try:
         client = open_ssh(req.ssh, left())
+        if upload is not None:
+            ssh_client = client
+            staging = _Background(lambda: upload.stage(ssh_client, left()))
         hop = HOP_FORWARD
         tunnel = Tunnel(client)
         sock = tunnel.connect(req.db.host, req.db.port, left())
         hop = HOP_ADMIN
-        admin = mysql_over(sock, req.db, acc.admin_user, acc.admin_password, None, left())
+        admin = mysql_over(sock, req.db, acc.admin_user, acc.admin_password, None, left(), ctx)
         try:
             ensure_app_user(admin, acc)
         finally:
@@ -821,19 +988,25 @@ def _attempt(
         hop = HOP_FORWARD
         sock = tunnel.connect(req.db.host, req.db.port, left())
         hop = HOP_APP
-        app = mysql_over(sock, req.db, acc.app_user, acc.app_password, acc.db_name, left())
+        app = mysql_over(sock, req.db, acc.app_user, acc.app_password, acc.db_name, left(), ctx)
         try:
             probe = probe_app(app, acc.db_name)
         finally:
             app.close()
-        extra: T | None = None
-        if after is not None:
+        if upload is not None and staging is not None:
             hop = HOP_SFTP
-            extra = after(client, left())
-        return probe, extra
+            staging.result(left())
+            probe["remote_path"] = upload.commit(left())
+            committed = True
+        return probe
     except Exception as exc:
         raise _HopError(hop, exc) from None  # the cause may carry secrets in locals; keep only the hop + error
     finally:
+        if upload is not None and not committed:
+            if staging is not None:
+                with contextlib.suppress(Exception):
+                    staging.result(left())  # let a staging in flight finish, so its file can be removed
+            upload.discard()
         if tunnel is not None:
             tunnel.close()
         if client is not None:
@@ -842,24 +1015,26 @@ def _attempt(
 
 def run_check(
     req: CheckRequest,
-    after: Callable[[paramiko.SSHClient, float], T] | None = None,
+    upload: StagedUpload | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> tuple[CheckReport, T | None]:
+) -> tuple[CheckReport, str | None]:
     """Create the DB and app user and check the app user's connection, retrying until ``req.timeout_s``.
 
-    ``after(client, timeout)`` runs inside the same SSH session once the check passed (the provider uploads the
-    .env there). Raises ``CheckFailed`` with the diagnosis of the last failure.
+    With ``upload``, the remote .env is staged under a temporary name while the SQL runs and renamed to ``.env``
+    only once the check passed (removed otherwise); the second value is its path. Raises ``CheckFailed`` with
+    the diagnosis of the last failure.
     """
     start = clock()
     deadline = start + req.timeout_s
+    ctx = tls_context(req.db)  # once per check: a VERIFY_* context loads the CA bundle
     attempt = 0
     while True:
         attempt += 1
         budget = max(1.0, min(ATTEMPT_CAP_S, deadline - clock()))
         try:
-            probe, extra = _attempt(req, budget, after)
+            probe = _attempt(req, budget, ctx, upload)
         except _HopError as failure:
             diagnosis = diagnose(failure.hop, failure.error, req)
             elapsed = clock() - start
@@ -874,10 +1049,11 @@ def run_check(
         report = CheckReport(
             server_version=str(probe["server_version"]),
             current_user=str(probe["current_user"]),
-            latency_ms=float(probe["latency_ms"]),
-            tls_version=str(probe["tls_version"]),  # type: ignore[arg-type]
+            latency_ms=float(probe["latency_ms"]),  # type: ignore[arg-type]
+            tls_version=str(probe["tls_version"]),
             tls_cipher=str(probe["tls_cipher"]),
             attempts=attempt,
             elapsed_ms=elapsed_ms,
         )
-        return report, extra
+        remote = probe.get("remote_path")
+        return report, str(remote) if remote is not None else None

@@ -321,11 +321,7 @@ class EnvFileProvider(ResourceProvider):
             raise EnvFileError("invalid EnvFile inputs: " + "; ".join(reason for _, reason in problems))
         request = _request(props, previous_app_user)
         content = _dotenv(props)
-        remote_dir = str(props["remoteDir"])
-
-        def upload(client: Any, timeout: float) -> str:
-            return envcheck.upload_env(client, remote_dir, content, timeout)
-
+        upload = envcheck.StagedUpload(str(props["remoteDir"]), content)  # staged during the check, renamed after
         try:
             report, remote_path = envcheck.run_check(request, upload)
         except envcheck.CheckFailed as failure:
