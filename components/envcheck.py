@@ -670,6 +670,36 @@ class _Session(pymysql.connections.Connection):
         return sock.version() or "", cipher[0] if cipher else ""
 
 
+def _session(
+    db: DbTarget, user: str, password: str, database: str | None, timeout: float, ctx: ssl.SSLContext
+) -> _Session:
+    return _Session(
+        host=db.hostname or db.host,  # only used as the TLS server name (VERIFY_IDENTITY)
+        port=db.port,
+        user=user,
+        password=password.encode("utf-8"),
+        database=database,
+        ssl=ctx,
+        connect_timeout=max(1, int(timeout)),
+        read_timeout=timeout,
+        write_timeout=timeout,
+        autocommit=True,
+        defer_connect=True,
+        charset="utf8mb4",
+        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
+    )
+
+
+def _login(conn: _Session, sock: socket.socket) -> None:
+    conn.connect(sock=sock)
+    try:
+        if not conn.tls()[1]:
+            raise TlsNotNegotiated("session is not encrypted")
+    except BaseException:
+        conn.close()
+        raise
+
+
 def mysql_over(
     sock: socket.socket,
     db: DbTarget,
@@ -684,28 +714,8 @@ def mysql_over(
     ``ctx`` is the check's one TLS context (``tls_context(db)`` when not given). Multi-statements are on: the
     check sends each batch of its own SQL (validated names, bound parameters) in one round trip.
     """
-    conn = _Session(
-        host=db.hostname or db.host,  # only used as the TLS server name (VERIFY_IDENTITY)
-        port=db.port,
-        user=user,
-        password=password.encode("utf-8"),
-        database=database,
-        ssl=ctx or tls_context(db),
-        connect_timeout=max(1, int(timeout)),
-        read_timeout=timeout,
-        write_timeout=timeout,
-        autocommit=True,
-        defer_connect=True,
-        charset="utf8mb4",
-        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
-    )
-    conn.connect(sock=sock)
-    try:
-        if not conn.tls()[1]:
-            raise TlsNotNegotiated("session is not encrypted")
-    except BaseException:
-        conn.close()
-        raise
+    conn = _session(db, user, password, database, timeout, ctx or tls_context(db))
+    _login(conn, sock)
     return conn
 
 
@@ -954,11 +964,84 @@ class _Background:
             raise self._error
 
 
+PREOPEN_MAX_WAIT_S = 5.0  # a login left waiting longer is not used (servers drop unauthenticated sessions at ~10 s)
+
+
+class _StaleLogin(Exception):
+    """The pre-opened app session waited too long at the gate; log in afresh instead."""
+
+
+class _GatedContext:
+    """Wraps the check's SSLContext for the pre-opened app session: the TLS handshake runs at once, then
+    ``wrap_socket`` waits for the gate (the admin's batch is done) before pymysql sends the login packet."""
+
+    def __init__(self, ctx: ssl.SSLContext) -> None:
+        self.ctx = ctx
+        self.gate = threading.Event()
+        self.abandoned = False
+
+    def wrap_socket(self, sock: socket.socket, server_hostname: str | None = None) -> ssl.SSLSocket:
+        tls = self.ctx.wrap_socket(sock, server_hostname=server_hostname)
+        ready = self.gate.wait(PREOPEN_MAX_WAIT_S)
+        if self.abandoned or not ready:
+            raise _StaleLogin("not used")
+        return tls
+
+
+class _AppLogin:
+    """The app user's session, opened while the admin works: forward + greeting + TLS now, login at ``finish``.
+
+    Saves the forward and TLS round trips on the critical path. If the admin failed, the session is abandoned;
+    if it waited too long, or failed before the gate, ``finish`` reports the hop it failed at.
+    """
+
+    def __init__(self, tunnel: Tunnel, req: CheckRequest, ctx: ssl.SSLContext, left: Callable[[], float]) -> None:
+        self.gated = _GatedContext(ctx)
+        self.hop = HOP_FORWARD
+        self.conn: pymysql.Connection | None = None
+        self.error: BaseException | None = None
+        self._args = (tunnel, req, left)
+        self._thread = threading.Thread(target=self._run, name="dblab-app-login", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        tunnel, req, left = self._args
+        acc = req.accounts
+        try:
+            sock = tunnel.connect(req.db.host, req.db.port, left())
+            self.hop = HOP_APP
+            conn = _session(req.db, acc.app_user, acc.app_password, acc.db_name, left(), self.gated.ctx)
+            conn.ctx = self.gated  # type: ignore[assignment] - pymysql only calls ctx.wrap_socket
+            _login(conn, sock)
+            self.conn = conn
+        except BaseException as exc:  # noqa: BLE001 - handed to finish()
+            self.error = exc
+
+    def finish(self, timeout: float) -> pymysql.Connection:
+        """Open the gate and return the logged-in session; raises the session's own error (``self.hop``)."""
+        self.gated.gate.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the app user's login did not finish within {timeout:.1f} s")
+        if self.error is not None:
+            raise self.error
+        assert self.conn is not None
+        return self.conn
+
+    def abandon(self) -> None:
+        self.gated.abandoned = True
+        self.gated.gate.set()
+        self._thread.join(2)
+        if self.conn is not None:
+            self.conn.close()
+
+
 def _attempt(req: CheckRequest, timeout: float, ctx: ssl.SSLContext, upload: StagedUpload | None) -> dict[str, object]:
     """One pass over every hop; each step gets what is left of ``timeout``, so the pass as a whole is bounded.
 
-    Round trips on the critical path after the SSH login: forward + TLS + login + one batch as the admin, the
-    same as the app user plus its two probe round trips, and the rename. The SFTP staging overlaps the SQL.
+    Round trips on the critical path after the SSH login: forward + TLS + login + one batch as the admin, then
+    the app user's login (its forward and TLS ran alongside the admin's), its two probe round trips and the
+    rename. The SFTP staging overlaps the SQL.
     """
     ends = time.monotonic() + timeout
 
@@ -969,6 +1052,7 @@ def _attempt(req: CheckRequest, timeout: float, ctx: ssl.SSLContext, upload: Sta
     client: paramiko.SSHClient | None = None
     tunnel: Tunnel | None = None
     staging: _Background | None = None
+    app_login: _AppLogin | None = None
     committed = False
     acc = req.accounts
     try:
@@ -978,6 +1062,7 @@ def _attempt(req: CheckRequest, timeout: float, ctx: ssl.SSLContext, upload: Sta
             staging = _Background(lambda: upload.stage(ssh_client, left()))
         hop = HOP_FORWARD
         tunnel = Tunnel(client)
+        app_login = _AppLogin(tunnel, req, ctx, left)  # forward + TLS for the app user while the admin works
         sock = tunnel.connect(req.db.host, req.db.port, left())
         hop = HOP_ADMIN
         admin = mysql_over(sock, req.db, acc.admin_user, acc.admin_password, None, left(), ctx)
@@ -985,10 +1070,18 @@ def _attempt(req: CheckRequest, timeout: float, ctx: ssl.SSLContext, upload: Sta
             ensure_app_user(admin, acc)
         finally:
             admin.close()
-        hop = HOP_FORWARD
-        sock = tunnel.connect(req.db.host, req.db.port, left())
+        try:
+            app = app_login.finish(left())
+        except _StaleLogin:  # the admin took long: log in afresh rather than on a session the DB may drop
+            hop = HOP_FORWARD
+            sock = tunnel.connect(req.db.host, req.db.port, left())
+            hop = HOP_APP
+            app = mysql_over(sock, req.db, acc.app_user, acc.app_password, acc.db_name, left(), ctx)
+        except Exception:
+            hop = app_login.hop
+            raise
+        app_login = None
         hop = HOP_APP
-        app = mysql_over(sock, req.db, acc.app_user, acc.app_password, acc.db_name, left(), ctx)
         try:
             probe = probe_app(app, acc.db_name)
         finally:
@@ -1002,6 +1095,8 @@ def _attempt(req: CheckRequest, timeout: float, ctx: ssl.SSLContext, upload: Sta
     except Exception as exc:
         raise _HopError(hop, exc) from None  # the cause may carry secrets in locals; keep only the hop + error
     finally:
+        if app_login is not None:  # the admin failed: the app session is not wanted
+            app_login.abandon()
         if upload is not None and not committed:
             if staging is not None:
                 with contextlib.suppress(Exception):
