@@ -8,7 +8,8 @@ measures, each on loopback and with a delay proxy adding 10 ms each way (20 ms r
 * ``check, no upload``  — ``envcheck.run_check`` alone;
 * ``ssh VM "mysql …"``  — OpenSSH runs the MariaDB client on the VM: ``mariadb --ssl … -e 'select 1'``;
 * ``ssh -L + mysql``    — OpenSSH forwards a local port to the DB, the local MariaDB client logs in through it;
-* ``floor: TLS login``  — pymysql straight to the DB with a prebuilt SSLContext: login + ``SELECT 1``. With
+* ``floor: TLS login``  — straight to the DB (no SSH), prebuilt SSLContext, the check's own login (pymysql
+                          without its ``SET NAMES`` round trip): TCP + TLS + login + ``SELECT 1``. With
                           delay it goes through a proxy in front of the DB, so it pays the same round trip once
                           per exchange: the cost of the SQL itself at that distance, without any SSH.
 
@@ -36,8 +37,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pymysql
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -256,16 +255,10 @@ def main() -> None:
                     )
 
             def floor(port: int) -> None:
-                conn = pymysql.connect(
-                    host=LOOPBACK,
-                    port=port,
-                    user=APP_USER,
-                    password=APP_PASSWORD,
-                    database=DB_NAME,
-                    ssl=ctx,
-                    connect_timeout=10,
-                    autocommit=True,
-                )
+                sock = socket.create_connection((LOOPBACK, port), timeout=10)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                target = envcheck.DbTarget(LOOPBACK, port, SERVER_HOSTNAME, "REQUIRED")
+                conn = envcheck.mysql_over(sock, target, APP_USER, APP_PASSWORD, DB_NAME, 10, ctx)
                 with conn.cursor() as cur:
                     cur.execute("SELECT 1")
                 conn.close()
@@ -319,7 +312,8 @@ def main() -> None:
         check, peer_exec, peer_fwd = by["check create"], by['ssh VM "mysql …"'], by["ssh -L + mysql"]
         print(
             f"check create / ssh VM mysql: {check / peer_exec:.2f}x   check create / ssh -L + mysql: "
-            f"{check / peer_fwd:.2f}x   check create / floor: {check / by['floor: TLS login']:.1f}x"
+            f"{check / peer_fwd:.2f}x   check create / floor: {check / by['floor: TLS login']:.1f}x\n"
+            f"check create without the server's DDL time (medians): {check - by['server DDL']:.1f} ms"
         )
 
 
