@@ -111,6 +111,19 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
+    if not args.offline:
+        from labctl.runners import check_cloud_tools
+
+        chosen = [s for s in students if only is None or s.student_id in only]
+        problems, version = check_cloud_tools(sorted({s.oci_profile for s in chosen if s.oci_profile}))
+        if problems:
+            print(
+                "labctl class: the cloud runner cannot start; nothing was created:\n"
+                + "\n".join(f"  - {p}" for p in problems),
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        print(f"cloud runner: Pulumi CLI {version}", file=sys.stderr)
     if args.action == "up":
         from labctl.preflight import preflight
 

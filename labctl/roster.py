@@ -653,12 +653,46 @@ def short_keys(config: Mapping[str, str]) -> dict[str, str]:
     return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
 
 
+def _per_student_tenancy_problems(students: Sequence[Student], cls: ClassConfig) -> list[RosterProblem]:
+    """``tenancies: per-student``: each row is its own Free Tier tenancy, so it needs its own compartment (that
+    tenancy's OCID or a compartment in it) and an ``oci_profile`` to authenticate there."""
+    problems: list[RosterProblem] = []
+    seen: dict[str, Student] = {}
+    for s in students:
+        comp = s.compartment_id or cls.compartment_id
+        if not s.oci_profile:
+            problems.append(
+                RosterProblem(
+                    s.line,
+                    "oci_profile",
+                    "is empty; with tenancies: per-student each stack deploys into the student's own tenancy, "
+                    f"reached through a profile of the OCI config file.{_ex('oci_profile')}",
+                )
+            )
+        if comp and comp in seen:
+            other = seen[comp]
+            problems.append(
+                RosterProblem(
+                    s.line,
+                    "compartment_id",
+                    f"the same compartment as line {other.line} (student {other.student_id}); with tenancies: "
+                    "per-student every student has their own tenancy, so each row needs its own compartment_id "
+                    f"(the student's tenancy OCID).{_ex('compartment_id')}",
+                )
+            )
+        elif comp:
+            seen[comp] = s
+    return problems
+
+
 def check_students(students: Sequence[Student], cls: ClassConfig, source: str = "roster.csv") -> list[str]:
     """Validate every student's full config with ``components.config.parse_config`` and judge each SSH source with
     the admin-port rule of the policy pack; raise ``RosterError`` naming the student's line and the roster column
     (or class.yaml key) each problem comes from. Returns the warnings (class.yaml's first, then per student)."""
     problems: list[RosterProblem] = []
     warnings: list[str] = list(cls.warnings)
+    if cls.tenancies == "per-student":
+        problems += _per_student_tenancy_problems(students, cls)
     for s in students:
         if s.admin_cidr:
             judged = judge_admin_source(s.admin_cidr, cls.admin_cidr_min_prefix)

@@ -8,14 +8,19 @@ the CLI and OCI.
 
 from __future__ import annotations
 
+import configparser
 import contextlib
+import difflib
 import json
 import multiprocessing
 import os
 import re
+import shutil
 import signal
+import subprocess
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,18 +189,94 @@ class AutomationArgs:
 
 
 def automation_args(job: StackJob, backend_url: str | None = None) -> AutomationArgs:
-    """Everything the Automation API call needs, decided without touching the CLI."""
+    """Everything the Automation API call needs, decided without touching the CLI.
+
+    A per-student tenancy (roster ``oci_profile``) becomes the stack's OCI provider config ``oci:configFileProfile``
+    (and the row's ``region`` is already ``oci:region``): each stack authenticates as its student's own tenancy.
+    """
     env = {"PULUMI_SKIP_UPDATE_CHECK": "true"}
     backend = backend_url or os.environ.get("PULUMI_BACKEND_URL") or f"file://{job.project_dir / '.pulumi-state'}"
     env["PULUMI_BACKEND_URL"] = backend
     secret = set(job.secret_keys)
+    config = dict(job.config)
+    if job.oci_profile:
+        config["oci:configFileProfile"] = job.oci_profile
     return AutomationArgs(
         stack_name=job.stack,
         work_dir=str(job.project_dir),
-        config={k: (v, k in secret) for k, v in sorted(job.config.items())},
+        config={k: (v, k in secret) for k, v in sorted(config.items())},
         env_vars=env,
         secrets_provider="passphrase",
     )
+
+
+# --- what the cloud runner needs before any stack starts -----------------------------------------------------
+# The OCI config file: ~/.oci/config unless OCI_CLI_CONFIG_FILE names another (OCI SDK/CLI "SDK and CLI
+# Configuration File", docs.oracle.com/iaas/Content/API/Concepts/sdkconfig.htm); an API-key profile needs user,
+# fingerprint, tenancy, region and key_file.
+OCI_PROFILE_KEYS = ("user", "fingerprint", "tenancy", "region", "key_file")
+
+
+def oci_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("OCI_CLI_CONFIG_FILE") or "~/.oci/config").expanduser()
+
+
+def check_cloud_tools(
+    profiles: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+) -> tuple[list[str], str]:
+    """Problems that would make every cloud stack fail, found before any starts; and the Pulumi version.
+
+    Checks: the Pulumi CLI on PATH answers ``pulumi version``; the OCI config file is readable; every named
+    profile (``DEFAULT`` when none is named) exists with the keys of an API-key profile and a readable key file.
+    """
+    env = dict(os.environ if environ is None else environ)
+    problems: list[str] = []
+    version = ""
+    exe = shutil.which("pulumi", path=env.get("PATH"))
+    if exe is None:
+        problems.append(
+            "the Pulumi CLI is not on PATH; install it (curl -fsSL https://get.pulumi.com | sh, or: brew install "
+            "pulumi/tap/pulumi, winget install pulumi) and open a new shell. `--offline` needs no CLI"
+        )
+    else:
+        try:
+            done = run([exe, "version"], capture_output=True, text=True, timeout=60, env=env)
+            version = (done.stdout or "").strip()
+            if done.returncode != 0 or not re.fullmatch(r"v?[0-9]+\.[0-9]+\.[0-9]+\S*", version):
+                problems.append(f"`{exe} version` did not answer with a version ({(done.stderr or version)[:200]!r})")
+        except (OSError, subprocess.TimeoutExpired) as e:
+            problems.append(f"`{exe} version` could not run ({e})")
+    path = oci_config_path(env)
+    parser = configparser.ConfigParser(default_section="__none__", interpolation=None)
+    try:
+        text = path.read_text(encoding="utf-8")
+        parser.read_string(text, source=str(path))
+    except FileNotFoundError:
+        problems.append(
+            f"no OCI config file at {path}; create it with `oci setup config` (or set OCI_CLI_CONFIG_FILE). "
+            "Each tenancy needs a profile with user, fingerprint, tenancy, region and key_file"
+        )
+        return problems, version
+    except (OSError, UnicodeDecodeError, configparser.Error) as e:
+        problems.append(f"the OCI config file {path} cannot be read: {e}")
+        return problems, version
+    for name in sorted(set(profiles) or {"DEFAULT"}):
+        if not parser.has_section(name):
+            near = difflib.get_close_matches(name, parser.sections(), n=1)
+            hint = f"; did you mean {near[0]}?" if near else f"; it has: {', '.join(parser.sections()) or 'none'}"
+            problems.append(f"profile [{name}] is not in {path}{hint}")
+            continue
+        missing = [k for k in OCI_PROFILE_KEYS if not parser.get(name, k, fallback="").strip()]
+        if missing:
+            problems.append(f"profile [{name}] in {path} lacks {', '.join(missing)}")
+            continue
+        key_file = Path(parser.get(name, "key_file").strip()).expanduser()
+        if not key_file.is_file() or not os.access(key_file, os.R_OK):
+            problems.append(f"profile [{name}] in {path}: key_file {key_file} is missing or not readable")
+    return problems, version
 
 
 def child_pids(pid: int | None = None, proc: Path = Path("/proc")) -> list[int]:

@@ -256,11 +256,18 @@ def test_cli_offline_up_for_two_students_and_exit_status(class_files, tmp_path, 
     assert [r["env_file"] for r in rows] == [str(tmp_path / "env" / s / ".env") for s in ("s01", "s02")]
 
 
-def test_real_up_refuses_a_class_that_does_not_fit_before_creating_anything(class_files, tmp_path, capsys):
+def test_real_up_refuses_a_class_that_does_not_fit_before_creating_anything(class_files, tmp_path, capsys, monkeypatch):
+    from test_cloud_runner import fake_tools
+
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for k, v in fake_tools(tools, {"DEFAULT": "r"}).items():
+        monkeypatch.setenv(k, v)
     roster, class_yaml = class_files  # 40 students, one tenancy: 40 MySQL.Free where 1 is allowed
     code = main(["class", "up", str(roster), "--class-config", str(class_yaml), "--out-dir", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "DOES NOT FIT" in err and "nothing was created" in err and "--ignore-preflight" in err
+    assert "cloud runner: Pulumi CLI v3.272.0" in err  # the tools were checked first
     assert not (tmp_path / "logs").exists()
 
 
