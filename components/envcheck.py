@@ -785,6 +785,15 @@ def ensure_app_user(conn: pymysql.Connection, acc: Accounts) -> None:
     run_batch(conn, app_user_statements(acc))
 
 
+def server_version(conn: pymysql.Connection) -> str:
+    """The version from the login greeting, as ``SELECT VERSION()`` would return it: MariaDB before 11 prefixes
+    its greeting with ``5.5.5-`` for old replication clients (MariaDB Connector/C strips it the same way)."""
+    version = str(conn.get_server_info())
+    if version.startswith("5.5.5-") and "MariaDB" in version:
+        return version[len("5.5.5-") :]
+    return version
+
+
 def probe_app(conn: pymysql.Connection, db_name: str) -> dict[str, object]:
     """As the app user, in two round trips: ``SELECT 1, CURRENT_USER()`` (timed: the latency) and a table
     create/insert/drop. The server version comes from the login greeting, the TLS details from the socket."""
@@ -809,7 +818,7 @@ def probe_app(conn: pymysql.Connection, db_name: str) -> dict[str, object]:
         raise
     tls_version, tls_cipher = session_tls(conn)
     return {
-        "server_version": str(conn.get_server_info()),
+        "server_version": server_version(conn),
         "current_user": str(row[1]),
         "latency_ms": round(latency_ms, 2),
         "tls_version": tls_version,
@@ -900,16 +909,6 @@ class StagedUpload:
         if sftp is not None:
             with contextlib.suppress(Exception):
                 sftp.close()
-
-
-def upload_env(client: paramiko.SSHClient, remote_dir: str, content: str, timeout: float) -> str:
-    """Write the .env into ``remote_dir`` on the VM: temp file chmod 0600 before any byte, then rename."""
-    upload = StagedUpload(remote_dir, content)
-    try:
-        upload.stage(client, timeout)
-        return upload.commit(timeout)
-    finally:
-        upload.discard()
 
 
 def remove_remote_env(target: SshTarget, remote_path: str, timeout: float = 10.0) -> bool:
@@ -1029,9 +1028,13 @@ class _AppLogin:
         return self.conn
 
     def abandon(self) -> None:
+        """Tell the session not to log in (call ``wait_closed`` once the tunnel is closed)."""
         self.gated.abandoned = True
         self.gated.gate.set()
-        self._thread.join(2)
+
+    def wait_closed(self, timeout: float = 2.0) -> None:
+        """After the tunnel closed (a handshake still waiting for the DB then reads EOF): end the thread."""
+        self._thread.join(timeout)
         if self.conn is not None:
             self.conn.close()
 
@@ -1104,6 +1107,8 @@ def _attempt(req: CheckRequest, timeout: float, ctx: ssl.SSLContext, upload: Sta
             upload.discard()
         if tunnel is not None:
             tunnel.close()
+        if app_login is not None:
+            app_login.wait_closed()
         if client is not None:
             client.close()
 

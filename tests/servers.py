@@ -225,6 +225,7 @@ class MariaDBServer(_Managed):
                     "--user=root",
                     "--auth-root-authentication-method=normal",
                     "--skip-test-db",
+                    f"--tmpdir={self.base}",  # bootstrap temp tables in our own dir: /tmp is shared by other runs
                 ],
                 check=True,
                 stdout=subprocess.DEVNULL,

@@ -148,6 +148,7 @@ def test_each_login_is_one_batch_of_sql_no_set_names_and_tls_read_from_the_socke
     # what the client read from its own TLS socket and the greeting
     assert report.tls_version.startswith("TLS") and report.tls_cipher
     assert "MariaDB" in report.server_version and report.current_user == "lab_app@%"
+    assert not report.server_version.startswith("5.5.5-")  # as SELECT VERSION() says it, without the greeting's prefix
 
 
 def test_the_tls_cipher_reported_is_the_one_the_server_sees(servers: Servers, tmp_path: Path):
