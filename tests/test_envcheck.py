@@ -370,3 +370,26 @@ def test_backoff_grows_with_jitter_and_is_capped():
 def test_redact_handles_overlapping_secrets():
     assert envcheck.redact("x abcdef y abc z", ["abc", "abcdef", ""]) == "x *** y *** z"
     assert envcheck.redact("pw 'it\\'s' here", ["it's"]) == "pw '***' here"
+
+
+class _Greeting:
+    """What ``server_version`` reads from a session: the version string of its login greeting."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def get_server_info(self) -> str:
+        return self.version
+
+
+@pytest.mark.parametrize(
+    ("greeting", "expected"),
+    [
+        ("5.5.5-10.11.19-MariaDB-0+deb12u1", "10.11.19-MariaDB-0+deb12u1"),  # MariaDB < 11: replication prefix
+        ("11.4.2-MariaDB", "11.4.2-MariaDB"),
+        ("8.4.3-cloud", "8.4.3-cloud"),  # MySQL HeatWave
+        ("5.5.5-something-else", "5.5.5-something-else"),  # only MariaDB's prefix is dropped
+    ],
+)
+def test_server_version_reads_like_select_version(greeting: str, expected: str):
+    assert envcheck.server_version(_Greeting(greeting)) == expected

@@ -290,3 +290,14 @@ def test_the_ssh_socket_acknowledges_at_once_after_every_read():
             sock.close()
     finally:
         listener.close()
+
+
+def test_an_unwritable_app_directory_fails_as_sftp_after_the_sql_and_leaves_no_env(servers: Servers, tmp_path: Path):
+    blocker = tmp_path / "vm"
+    blocker.write_text("a file where the app directory's parent should be")
+    with pytest.raises(envcheck.CheckFailed) as failed:
+        envcheck.run_check(servers.request(tmp_path), envcheck.StagedUpload(str(blocker / "app"), "X='1'\n"))
+    diagnosis = failed.value.diagnosis
+    assert (diagnosis.hop, diagnosis.cause, diagnosis.retryable) == (envcheck.HOP_SFTP, "sftp", False)
+    assert "could not write the .env" in str(failed.value)
+    assert blocker.read_text().startswith("a file")  # untouched
