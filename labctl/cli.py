@@ -31,10 +31,19 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from labctl.diff import DiffError, diff_revisions
+    from labctl.diff import WORKTREE, DiffError, diff_revisions, is_dirty
 
     try:
-        changes, markdown = diff_revisions(Path(args.repo), args.base, args.head, args.stack)
+        head = args.head
+        if head is None:
+            head = WORKTREE if is_dirty(Path(args.repo)) else "HEAD"
+            if head == WORKTREE:
+                print(
+                    "labctl diff: the working tree has uncommitted edits; comparing them (--head WORKTREE). "
+                    "Use --head HEAD for the last commit",
+                    file=sys.stderr,
+                )
+        changes, markdown = diff_revisions(Path(args.repo), args.base, head, args.stack)
     except DiffError as e:
         print(f"labctl diff: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -223,7 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("diff", help="plan two git revisions offline and print a Markdown PR summary")
     d.add_argument("--base", required=True, help="base revision, e.g. origin/main")
-    d.add_argument("--head", default="HEAD", help="head revision (default: HEAD)")
+    d.add_argument(
+        "--head",
+        default=None,
+        help="head revision, or WORKTREE for uncommitted edits (default: WORKTREE when the tree is dirty, else HEAD)",
+    )
     d.add_argument("--stack", default="dev")
     d.add_argument("--repo", default=".", help="git repository (default: the current directory)")
     d.set_defaults(func=_cmd_diff)

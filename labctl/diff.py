@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -169,15 +170,36 @@ def compare(base: dict[str, Any], head: dict[str, Any]) -> list[ResourceChange]:
     return sorted(changes, key=lambda c: (not c.security, order[c.kind], c.type, c.name))
 
 
+WORKTREE = "WORKTREE"  # --head WORKTREE: the working directory as it is, uncommitted edits included
+
+
 def _short(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, str) else value
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def code(value: Any, table: bool = False) -> str:
+    """``value`` as a Markdown code span that nothing in it can break (CommonMark 6.1 code spans; GFM tables).
+
+    A backtick run inside is fenced by a longer run (padded with a space when the text starts or ends with a
+    backtick); line breaks become ``↵`` (a code span cannot hold one, a table row ends at one); in a table ``|`` is
+    escaped as ``\\|``, which GFM reads as a literal pipe even inside a code span.
+    """
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "↵")
+    if text == "":
+        return "(empty)"
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text[0] == "`" or text[-1] == "`" or (text[0] == " " and text[-1] == " ") else ""
+    out = f"{fence}{pad}{text}{pad}{fence}"
+    return out.replace("|", "\\|") if table else out
+
+
 def render_markdown(changes: list[ResourceChange], stack: str, base: str, head: str) -> str:
     counts = {k: sum(1 for c in changes if c.kind == k) for k in ("added", "removed", "changed")}
     out = [
-        f"## Offline plan diff for stack `{stack}`: `{base}` → `{head}`",
+        f"## Offline plan diff for stack {code(stack)}: {code(base)} → "
+        + ("the working tree (uncommitted edits included)" if head == WORKTREE else code(head)),
         "",
         f"**{counts['added']} to add, {counts['removed']} to remove, {counts['changed']} to change** "
         "(OCI mocked; no secrets used)",
@@ -190,24 +212,41 @@ def render_markdown(changes: list[ResourceChange], stack: str, base: str, head: 
     if security:
         out += ["### 🔐 Security and routing changes", ""]
         for c in security:
-            out.append(f"- **{c.kind}** `{c.type}` `{c.name}`")
-            out += [f"  - ➕ `{r}`" for r in c.rules_added]
-            out += [f"  - ➖ `{r}`" for r in c.rules_removed]
+            out.append(f"- **{c.kind}** {code(c.type)} {code(c.name)}")
+            out += [f"  - ➕ {code(r)}" for r in c.rules_added]
+            out += [f"  - ➖ {code(r)}" for r in c.rules_removed]
             if c.kind == "changed" and not (c.rules_added or c.rules_removed):
-                out += [f"  - `{p}`: `{_short(x)}` → `{_short(y)}`" for p, x, y in c.properties]
+                out += [f"  - {code(p)}: {code(_short(x))} → {code(_short(y))}" for p, x, y in c.properties]
         out.append("")
     rest = [c for c in changes if not c.security]
     if rest:
         out += ["### Other changes", "", "| change | type | name | properties |", "|---|---|---|---|"]
         for c in rest:
-            props = "<br>".join(f"`{p}`: `{_short(x)}` → `{_short(y)}`" for p, x, y in c.properties[:8])
+            props = "<br>".join(
+                f"{code(p, True)}: {code(_short(x), True)} → {code(_short(y), True)}" for p, x, y in c.properties[:8]
+            )
             if len(c.properties) > 8:
                 props += f"<br>… {len(c.properties) - 8} more"
-            out.append(f"| {c.kind} | `{c.type}` | `{c.name}` | {props} |")
+            out.append(f"| {c.kind} | {code(c.type, True)} | {code(c.name, True)} | {props} |")
     return "\n".join(out)
 
 
+def is_dirty(repo: Path) -> bool:
+    """Uncommitted edits (tracked or new, not ignored files) in ``repo``'s working tree."""
+    return bool(git(repo, "status", "--porcelain"))
+
+
+@contextmanager
+def _tree(repo: Path, rev: str) -> Iterator[Path]:
+    if rev == WORKTREE:
+        yield Path(git(repo, "rev-parse", "--show-toplevel"))
+    else:
+        with worktree(repo, rev) as path:
+            yield path
+
+
 def diff_revisions(repo: Path, base: str, head: str, stack: str) -> tuple[list[ResourceChange], str]:
-    with worktree(repo, base) as base_dir, worktree(repo, head) as head_dir:
+    """Plan ``base`` and ``head`` (a revision, or ``WORKTREE`` for the working directory as it is) and compare."""
+    with _tree(repo, base) as base_dir, _tree(repo, head) as head_dir:
         changes = compare(plan_tree(base_dir, stack), plan_tree(head_dir, stack))
     return changes, render_markdown(changes, stack, base, head)

@@ -133,3 +133,52 @@ def test_secure_values_become_placeholders_never_decrypted(tmp_path):
         "oci-dblab:connectionCheck": "false",
     }
     assert secret == ["oci-dblab:dbPassword"]
+
+
+def test_every_value_is_escaped_in_markdown():
+    from markdown_it import MarkdownIt
+
+    from labctl.diff import ResourceChange, render_markdown
+
+    nasty = "a`b|c\n<script>alert(1)</script> ``x``"
+    changes = [
+        ResourceChange("changed", "urn:x", "oci:Core/vcn:Vcn", "lab|vcn`", [("displayName", "old", nasty)]),
+        ResourceChange(
+            "changed",
+            "urn:y",
+            "oci:Core/securityList:SecurityList",
+            "lab-`sl`",
+            [("p", 1, 2)],
+            rules_added=[f"ingress from {nasty}"],
+        ),
+    ]
+    md = render_markdown(changes, "dev|x", "main`", "HEAD")
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    assert "<script>" not in html  # only ever inside code, escaped
+    rows = [r for r in html.split("<tr>") if "<td>" in r]
+    assert len(rows) == 1 and rows[0].count("<td>") == 4  # the pipe and the newline did not break the table
+    assert "a`b|c↵&lt;script&gt;" in rows[0] and "lab|vcn`" in rows[0]
+    assert "<code>ingress from a`b|c↵&lt;script&gt;alert(1)&lt;/script&gt; ``x``</code>" in html
+    assert "<code>lab-`sl`</code>" in html and "<code>main`</code>" in html
+
+
+def test_uncommitted_edits_are_diffed_from_the_working_tree(repo, tmp_path, capsys):
+    from labctl.cli import main
+    from labctl.diff import WORKTREE
+
+    dirty = tmp_path / "dirty"
+    subprocess.run(["git", "clone", "-q", str(repo), str(dirty)], check=True)
+    network = dirty / "components" / "network.py"
+    network.write_text(network.read_text().replace('"SSH from the admin CIDR only"', '"SSH from the admin only"'))
+    changes, markdown = diff_revisions(dirty, "HEAD", WORKTREE, "dev")
+    assert [c.name for c in changes] == ["lab-public-sl"]
+    assert "the working tree (uncommitted edits included)" in markdown
+    # the default head is the working tree when it is dirty, with a note
+    assert main(["diff", "--base", "HEAD", "--repo", str(dirty)]) == 0
+    out = capsys.readouterr()
+    assert "comparing them (--head WORKTREE)" in out.err and "lab-public-sl" in out.out
+    # and HEAD when it is clean
+    subprocess.run(["git", "-C", str(dirty), "checkout", "-q", "--", "."], check=True)
+    assert main(["diff", "--base", "HEAD", "--repo", str(dirty)]) == 0
+    out = capsys.readouterr()
+    assert "WORKTREE" not in out.err and "No infrastructure changes." in out.out
