@@ -11,8 +11,17 @@ The check, from the app VM's side of the network
    IP). The TCP connection to the DB therefore starts *on the VM*, exactly like the app's would, so it exercises
    the private subnet's security list and route table.
 3. **MySQL hop** — pymysql speaks to the DB through that channel with TLS required. The admin session creates
-   the lab database and the least-privilege app user; a second session *as the app user* runs ``SELECT 1``,
-   reads the server version, ``CURRENT_USER()`` and the TLS cipher, and creates and drops a table.
+   the lab database and the least-privilege app user; a second session *as the app user* runs ``SELECT 1,
+   CURRENT_USER()`` and creates, writes and drops a table. The server version comes from its login greeting,
+   the TLS version and cipher from the client's TLS socket.
+4. **SFTP** — the ``.env`` is staged on the VM under a temporary name while the SQL runs and renamed to
+   ``.env`` only once the check passed (``StagedUpload``).
+
+Round trips: each one costs the distance to the VM, so the check makes only those the protocols need. The SSH
+socket acknowledges at once (``TCP_QUICKACK``), so sshd's back-to-back small packets are not held by Nagle
+waiting for a delayed ACK; each session's SQL is one multi-statement batch; pymysql's ``SET NAMES`` after login
+is skipped (the login packet names utf8mb4); one TLS context serves the whole check; the app user's forward and
+TLS handshake run while the admin works (``_AppLogin``), and the ``.env`` upload overlaps the SQL.
 
 pymysql is handed one end of a ``socket.socketpair()``; a small pump thread copies bytes between the other end
 and the SSH channel. That gives pymysql a real socket (so ``ssl.wrap_socket`` works) without opening any
