@@ -566,6 +566,16 @@ def parse_config(
             v = DEFAULTS[key]
         return None if v is None or v == "" else str(v)
 
+    for key, value in raw.items():
+        setting = SCHEMA.get(key)
+        if setting is not None and setting.type != "string" and value is not None and str(value).strip() == "":
+            # the CLI keeps "" from the stack and then refuses it as not an integer/boolean (config.go)
+            problems.append(
+                Problem(
+                    key, f"is empty, which is not a {setting.type}; remove it for the default {setting.default_text}"
+                )
+            )
+
     for key in REQUIRED:
         if get(key) is None:
             problems.append(Problem(key, "is required but not set"))

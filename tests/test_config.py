@@ -13,6 +13,7 @@ from components.config import (
     EXAMPLES,
     PLACEHOLDERS,
     REQUIRED,
+    SETTINGS,
     ConfigError,
     check_db_password,
     parse_config,
@@ -210,7 +211,8 @@ def test_pulumi_yaml_config_block_is_the_schema():
 
 
 def test_every_default_parses_to_what_its_description_says():
-    cfg = parse_config({k: "" for k in DEFAULTS} | good_raw(), "dev")  # "" = the project default
+    merged = {k: v for k, v in DEFAULTS.items() if v is not None}  # what the CLI gives the program
+    cfg = parse_config(merged | good_raw(), "dev")
     assert cfg == parse_config(good_raw(), "dev")
     assert cfg.db_backup_retention_days is None and cfg.db_deletion_protection is False
     assert cfg.availability_domain is None and cfg.app_image_id is None and cfg.ssh_private_key_path is None
@@ -272,3 +274,25 @@ def test_errors_about_secret_values_name_the_key_never_the_value(key, value, wor
         run_program(full_keys(good_raw(**{key: value})), secret_keys=[f"oci-dblab:{key}"])
     for part in hidden:
         assert part not in str(run.value)
+
+
+# Values the Pulumi CLI refuses for a declared integer or boolean key (project.go ValidateConfigValue). labctl class
+# validate and preflight check students with parse_config alone, so it must refuse each of them too.
+CLI_REFUSED = {
+    "integer": ["", " 50", "50 ", "5_0", "0x32", "1.5", "5e1", "fifty", "50\n", "１２"],
+    "boolean": ["", "True", "TRUE", "yes", "no", "1", "0", "on", " true", "false\n"],
+}
+
+
+def test_parse_config_refuses_every_value_the_cli_type_check_refuses():
+    from labctl.cliconfig import validate_value
+
+    for s in SETTINGS:
+        if s.type not in CLI_REFUSED:
+            continue
+        for value in CLI_REFUSED[s.type]:
+            assert not validate_value(s.type, None, value), (s.key, value)
+            with pytest.raises(ConfigError) as e:
+                parse_config(good_raw(**{s.key: value}), "dev")
+            assert s.key in [p.key for p in e.value.problems], (s.key, value)
+        assert validate_value(s.type, None, s.default_text)
