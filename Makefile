@@ -60,3 +60,4 @@ plan: venv
 
 bench: venv services
 	$(VENV)/bin/python bench/bench_plan.py
+	$(VENV)/bin/python bench/bench_check.py
