@@ -1048,12 +1048,19 @@ class _AppLogin:
             self.conn.close()
 
 
-def _attempt(req: CheckRequest, timeout: float, ctx: ssl.SSLContext, upload: StagedUpload | None) -> dict[str, object]:
+def _attempt(
+    req: CheckRequest, timeout: float, ctx: ssl.SSLContext, upload: StagedUpload | None, preopen: bool = True
+) -> dict[str, object]:
     """One pass over every hop; each step gets what is left of ``timeout``, so the pass as a whole is bounded.
 
     Round trips on the critical path after the SSH login: forward + TLS + login + one batch as the admin, then
     the app user's login (its forward and TLS ran alongside the admin's), its two probe round trips and the
     rename. The SFTP staging overlaps the SQL.
+
+    ``preopen`` is for the first attempt only: a pre-opened session that is abandoned (the admin failed) counts
+    as an interrupted connection on the DB, and a host with more than ``max_connect_errors`` (default 100) of those
+    in a row is blocked until ``FLUSH HOSTS`` (MariaDB docs, "max_connect_errors"; MySQL manual, "DNS Lookups and
+    the Host Cache"). Retries therefore log the app user in after the admin, never leaving a session behind.
     """
     ends = time.monotonic() + timeout
 
@@ -1074,7 +1081,8 @@ def _attempt(req: CheckRequest, timeout: float, ctx: ssl.SSLContext, upload: Sta
             staging = _Background(lambda: upload.stage(ssh_client, left()))
         hop = HOP_FORWARD
         tunnel = Tunnel(client)
-        app_login = _AppLogin(tunnel, req, ctx, left)  # forward + TLS for the app user while the admin works
+        if preopen:
+            app_login = _AppLogin(tunnel, req, ctx, left)  # forward + TLS for the app user while the admin works
         sock = tunnel.connect(req.db.host, req.db.port, left())
         hop = HOP_ADMIN
         admin = mysql_over(sock, req.db, acc.admin_user, acc.admin_password, None, left(), ctx)
@@ -1082,17 +1090,21 @@ def _attempt(req: CheckRequest, timeout: float, ctx: ssl.SSLContext, upload: Sta
             ensure_app_user(admin, acc)
         finally:
             admin.close()
-        try:
-            app = app_login.finish(left())
-        except _StaleLogin:  # the admin took long: log in afresh rather than on a session the DB may drop
+        app: pymysql.Connection | None = None
+        if app_login is not None:
+            try:
+                app = app_login.finish(left())
+            except _StaleLogin:  # the admin took long: log in afresh rather than on a session the DB may drop
+                pass
+            except Exception:
+                hop = app_login.hop
+                raise
+            app_login = None
+        if app is None:
             hop = HOP_FORWARD
             sock = tunnel.connect(req.db.host, req.db.port, left())
             hop = HOP_APP
             app = mysql_over(sock, req.db, acc.app_user, acc.app_password, acc.db_name, left(), ctx)
-        except Exception:
-            hop = app_login.hop
-            raise
-        app_login = None
         hop = HOP_APP
         try:
             probe = probe_app(app, acc.db_name)
@@ -1143,7 +1155,7 @@ def run_check(
         attempt += 1
         budget = max(1.0, min(ATTEMPT_CAP_S, deadline - clock()))
         try:
-            probe = _attempt(req, budget, ctx, upload)
+            probe = _attempt(req, budget, ctx, upload, preopen=attempt == 1)
         except _HopError as failure:
             diagnosis = diagnose(failure.hop, failure.error, req)
             elapsed = clock() - start

@@ -301,3 +301,37 @@ def test_an_unwritable_app_directory_fails_as_sftp_after_the_sql_and_leaves_no_e
     assert (diagnosis.hop, diagnosis.cause, diagnosis.retryable) == (envcheck.HOP_SFTP, "sftp", False)
     assert "could not write the .env" in str(failed.value)
     assert blocker.read_text().startswith("a file")  # untouched
+
+
+def test_only_the_first_attempt_preopens_so_retries_leave_no_interrupted_sessions(
+    servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """An abandoned pre-opened session counts towards the DB's max_connect_errors; a retry loop must not add
+    one per attempt."""
+    real_admin = envcheck.ensure_app_user
+    calls = {"admin": 0, "preopened": 0}
+
+    def admin_lost_once(conn: pymysql.Connection, acc: envcheck.Accounts) -> None:
+        calls["admin"] += 1
+        if calls["admin"] == 1:
+            raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+        real_admin(conn, acc)
+
+    class CountedAppLogin(envcheck._AppLogin):
+        def __init__(self, *args: Any) -> None:
+            calls["preopened"] += 1
+            super().__init__(*args)
+
+    monkeypatch.setattr(envcheck, "ensure_app_user", admin_lost_once)
+    monkeypatch.setattr(envcheck, "_AppLogin", CountedAppLogin)
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        result["report"], _ = envcheck.run_check(servers.request(tmp_path), sleep=lambda _s: None)
+
+    sessions = servers.general_log(run, tmp_path / "general.log")
+    assert result["report"].attempts == 2
+    assert calls == {"admin": 2, "preopened": 1}
+    app_logins = [c for c in sessions.values() if c and c[0][0] == "Connect" and c[0][1].startswith("lab_app@")]
+    assert len(app_logins) == 1  # attempt 1's session was abandoned before its login; attempt 2 logged in after
+    assert _app_login_threads() == []
