@@ -13,8 +13,9 @@ measures, each on loopback and with a delay proxy adding 10 ms each way (20 ms r
                           delay it goes through a proxy in front of the DB, so it pays the same round trip once
                           per exchange: the cost of the SQL itself at that distance, without any SSH.
 
-For every row it also prints what crossed the proxy on the SSH hop (median per run): **turns** (the client
-spoke again after the server had spoken: one per round trip in a lock-step exchange), chunks and kilobytes.
+For every row it also prints what crossed the delay proxy (median per run; the floor's proxy is in front of the
+DB, every other row's in front of sshd): **turns** (the client spoke again after the server had spoken: one per
+round trip in a lock-step exchange), chunks and kilobytes.
 ``server DDL`` is the app probe's create/insert/drop run directly on the DB: server work (fsync) that no
 protocol change removes. ``ssh handshake`` is paramiko's connect + auth alone.
 
@@ -305,7 +306,10 @@ def main() -> None:
             sshd.stop()
             db.stop()
 
-    print(f"EnvFile check benchmark: {args.runs} runs each, times in ms; turns/chunks/KiB crossed the SSH hop")
+    print(
+        f"EnvFile check benchmark: {args.runs} runs each, times in ms; turns/chunks/KiB crossed the delay proxy "
+        "(the SSH hop; for the floor, the DB connection)"
+    )
     for title, rows in tables:
         print_table(title, rows)
         by = {r.label: statistics.median(r.ms) for r in rows}
