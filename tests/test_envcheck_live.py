@@ -113,7 +113,9 @@ def _wait_for_staged(directory: Path, timeout: float = 10.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         staged = [n for n in _remote_files(directory) if n.startswith(".env.tmp-")]
-        if staged:
+        # The stager creates the file, chmods it 0600, then writes: a non-empty file is past the chmod (an empty
+        # one may still show the server's umask mode for a moment, with nothing in it to read).
+        if staged and (directory / staged[0]).stat().st_size > 0:
             return staged[0]
         time.sleep(0.01)
     raise AssertionError("the .env was never staged")
