@@ -320,3 +320,15 @@ def test_readme_quick_start_runs_in_the_order_the_cli_needs():
     # the three values the quick start sets are exactly the required keys
     set_keys = {c.split()[3] for c in commands if c.startswith("pulumi config set ") and ":" not in c.split()[3]}
     assert set_keys == {s.key for s in SETTINGS if s.required}
+
+
+def test_ci_previews_set_the_backend_in_the_environment_since_pulumi_yaml_wins_over_login():
+    import yaml
+
+    for path in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        doc = yaml.safe_load(path.read_text())
+        for name, job in (doc.get("jobs") or {}).items():
+            uses_pulumi = any("pulumi/actions" in str(step.get("uses", "")) for step in job.get("steps", []))
+            logs_in = any("cloud-url" in (step.get("with") or {}) for step in job.get("steps", []))
+            if uses_pulumi and logs_in:
+                assert job["env"]["PULUMI_BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL }}", (path.name, name)
