@@ -25,6 +25,7 @@ import pytest
 from dotenv import dotenv_values
 
 from components.envfile import PROVIDER_VERSION, SECRET_KEYS, EnvFileProvider
+from labctl import offline
 from labctl.providerhost import (
     UNKNOWN,
     InvalidInputs,
@@ -33,6 +34,7 @@ from labctl.providerhost import (
     ProviderHostError,
     ResourceState,
     Secret,
+    contains_unknowns,
     redacted,
     reveal,
     secret,
@@ -53,8 +55,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ENVFILE_TYPE = "pulumi-python:dynamic/dblab:EnvFile"
 APP_PASSWORD = "Ap'p \"#1 $x \\y= z!"
 NEW_APP_PASSWORD = "N3w 'pass' #2 \\ ok"
-# What a fresh stack's preview cannot know yet: outputs of the VM, the DB system and the two RandomPasswords.
-PREVIEW_UNKNOWN = ("appHost", "dbHost", "dbHostname", "dbPort", "adminPassword", "appPassword")
 
 
 @dataclass
@@ -229,21 +229,48 @@ def test_a_host_that_cannot_start_is_a_clear_error(tmp_path: Path):
 # --- EnvFile through the host: preview, up, no-change up, update, refresh, destroy ---------------------------
 
 
-def test_preview_of_a_fresh_stack_passes_check_with_unknowns(
-    host: ProviderHost, program_inputs: dict[str, Any], tmp_path: Path
-):
-    """Issue 8 item 1: the host turns unknowns into pulumi.output.Unknown before check(); failures here stop the
-    engine, preview or not."""
-    news = {**program_inputs, "localPath": str(tmp_path / ".env"), "sshPrivateKeyPath": _any_key(tmp_path)}
-    for key in PREVIEW_UNKNOWN:
-        news[key] = secret(UNKNOWN) if key in SECRET_KEYS else UNKNOWN
-    checked = host.check({}, news)
-    assert checked.failures == []
-    for key in PREVIEW_UNKNOWN:
-        assert reveal(checked.inputs[key]) is UNKNOWN, key
-    assert checked.inputs["sshPort"] == 22 and checked.inputs["providerVersion"] == PROVIDER_VERSION
-    op, state = host.up(news, preview=True)
-    assert op == "create" and state.id == "" and not (tmp_path / ".env").exists()
+@pytest.fixture(scope="module")
+def fresh_preview_inputs() -> dict[str, Any]:
+    """What the real program registers for lab-env in a preview of a fresh stack: the OCI mocks answer every
+    resource as the engine answers a create in a preview (no id, the inputs back, computed outputs unknown), so
+    the VM's IPs, the DB system's endpoint and the RandomPasswords' results are unknown, as in `pulumi preview`."""
+    original = offline.OciMocks.new_resource
+
+    def as_in_a_preview(self: offline.OciMocks, args: Any) -> tuple[str, dict]:
+        original(self, args)  # keep the mocks' bookkeeping (subnets, labels)
+        return "", dict(args.inputs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(offline.OciMocks, "new_resource", as_in_a_preview)
+        env = named(plan_of(), "lab-env")
+    props = {k: v for k, v in env.props.items() if k != "__provider"}
+    for key in env.secret_paths - {"__provider"}:
+        props[key] = secret(props[key])
+    return props
+
+
+def test_preview_of_a_fresh_stack_passes_check_with_unknowns(fresh_preview_inputs: dict[str, Any], tmp_path: Path):
+    """Issue 8 item 1: the host turns unknowns into pulumi.output.Unknown before check(); any failure here stops
+    the engine, preview or not. The student's default key (~/.ssh/id_ed25519) exists, as on their machine."""
+    news = fresh_preview_inputs
+    unknown = {k for k, v in news.items() if reveal(v) is not None and contains_unknowns(v)}
+    assert {"appHost", "dbHost", "dbHostname", "adminPassword", "appPassword"} <= unknown
+    local_env = ROOT / str(reveal(news["localPath"]))
+    before = local_env.stat().st_mtime_ns if local_env.exists() else None
+    home = tmp_path / "home"
+    make_ssh_key(home / ".ssh" / "id_ed25519")
+    with ProviderHost(
+        EnvFileProvider(), cwd=ROOT, env={"HOME": str(home)}, resource_type=ENVFILE_TYPE, name="lab-env"
+    ) as host:
+        checked = host.check({}, news)
+        assert checked.failures == []
+        for key in unknown:
+            assert reveal(checked.inputs[key]) is UNKNOWN, key
+        assert checked.inputs["sshPort"] == 22 and checked.inputs["providerVersion"] == PROVIDER_VERSION
+        assert isinstance(checked.inputs["adminPassword"], Secret)
+        op, state = host.up(news, preview=True)
+    assert op == "create" and state.id == ""
+    assert (local_env.stat().st_mtime_ns if local_env.exists() else None) == before  # a preview writes nothing
 
 
 def test_preview_of_an_existing_stack_with_unknown_inputs_diffs_as_an_update(
@@ -393,9 +420,3 @@ def test_a_new_host_key_is_explained_and_the_command_it_gives_re_trusts_the_vm(
         host.destroy(state)
     finally:
         vm.stop()
-
-
-def _any_key(tmp_path: Path) -> str:
-    key = tmp_path / "id_ed25519"
-    key.write_text("check() only needs the file to exist")
-    return str(key)
