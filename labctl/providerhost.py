@@ -541,7 +541,13 @@ class ProviderHost:
             details = self._wire.scrub(details)
             if code == "UNAVAILABLE" and self._proc is not None and self._proc.poll() is not None:
                 details = f"the host exited with {self._proc.returncode}: {self._stderr_tail()}"
-            raise ProviderError(method, code, _error_message(details), details) from None
+            message = _error_message(details)
+            if "ModuleNotFoundError" in message or "No module named" in message:
+                message += (
+                    f" (the host unpickles the provider by reference, importing its module from cwd {self.cwd}: "
+                    "start it in the program directory)"
+                )
+            raise ProviderError(method, code, message, details) from None
 
     def _with_provider(self, props: Mapping[str, Any]) -> dict[str, Any]:
         return {**{k: v for k, v in props.items() if k != PROVIDER_KEY}, PROVIDER_KEY: self._provider_value}

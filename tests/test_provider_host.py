@@ -212,6 +212,13 @@ def test_the_host_process_is_killed_on_exit_even_after_a_failure():
         os.kill(pid, 0)
 
 
+def test_a_host_started_outside_the_program_directory_says_so(tmp_path: Path):
+    with ProviderHost(EchoProvider(), cwd=tmp_path) as h:
+        with pytest.raises(ProviderError) as err:
+            h.check({}, {"x": 1})
+    assert "No module named 'tests'" in str(err.value) and f"cwd {tmp_path}" in str(err.value)
+
+
 def test_a_host_that_cannot_start_is_a_clear_error(tmp_path: Path):
     with pytest.raises(ProviderHostError) as err:
         with ProviderHost(EchoProvider(), cwd=ROOT, python="/bin/false", timeout=10):
