@@ -1,12 +1,18 @@
-"""Benchmark (prints figures; not a test): offline plan of one stack vs a class of 40, and per-stack overhead.
+"""Benchmark (prints figures; not a test): cold `labctl plan`, offline plan of one stack vs a class of 40 (and 100),
+per-stack overhead and the workers' memory.
 
-.venv/bin/python bench/bench_plan.py [--students 40] [--parallel 4]
+.venv/bin/python bench/bench_plan.py [--students 40,100] [--parallel N]
+
+Targets (issue 12): cold `labctl plan` <= 1.0 s; offline class of 40 <= 2.5 s wall and of 100 <= 4 s at the default
+parallelism on 2 CPUs; peak PSS of a 40-student offline run <= 400 MiB. Wall figures depend on what else the machine
+runs: each line carries the load average and the CPU seconds spent, which do not.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,12 +32,38 @@ from labctl.offline import run_program  # noqa: E402
 from labctl.runners import OfflineRunner, StackJob  # noqa: E402
 
 
+def load() -> str:
+    try:
+        return "load " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "load n/a"
+
+
+def cold_plan(runs: int = 5) -> None:
+    """`python -m labctl plan` in a new process each time: wall and CPU (user+sys of the child) per run."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "labctl", "plan", "--stack", "dev"], cwd=ROOT, check=True, capture_output=True
+        )
+        walls.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    print(
+        f"cold `labctl plan --stack dev`: wall median {statistics.median(walls):.2f} s (min {min(walls):.2f}), "
+        f"CPU median {statistics.median(cpus):.2f} s (min {min(cpus):.2f}); target <= 1.0 s; {load()}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--students", type=int, default=40)
     ap.add_argument("--parallel", type=int, default=4)
     args = ap.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {load()}")
+    cold_plan()
 
     t = time.perf_counter()
     run_program(full_keys(good_raw()), stack="warmup")

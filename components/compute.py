@@ -7,8 +7,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_oci as oci
 
+from components import ocimods
 from components.cloudinit import APP_DIR, APP_USER, user_data_b64
 from components.lookups import newest_image
+
+ocimods.use("core", "instance")  # only the modules used are imported (components/ocimods.py)
 
 IMAGE_PROPERTY = "sourceDetails.sourceId"
 

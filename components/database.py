@@ -14,7 +14,10 @@ import pulumi
 import pulumi_oci as oci
 import pulumi_random as random
 
+from components import ocimods
 from components.engines import ENGINES, EngineSpec
+
+ocimods.use("mysql", "mysql_db_system")  # only the modules used are imported (components/ocimods.py)
 
 DB_HOSTNAME_LABEL = "mysql"
 # Specials MySQL HeatWave accepts and that survive shells, URLs and .env files without surprises.

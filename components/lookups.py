@@ -26,7 +26,10 @@ import pulumi
 import pulumi_oci as oci
 from pulumi_oci import _utilities as oci_utilities
 
+from components import ocimods
 from components.engines import ENGINES
+
+ocimods.use("core", "get_images")  # only the modules used are imported (components/ocimods.py)
 
 APP_OS = "Oracle Linux"
 APP_OS_VERSION = "9"

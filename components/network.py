@@ -14,6 +14,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_oci as oci
 
+from components import ocimods
+
+# Only the pulumi_oci.core modules declared here are imported (components/ocimods.py; issue 12).
+ocimods.use("core", "vcn", "default_security_list", "internet_gateway", "route_table", "security_list", "subnet")
+
 VCN_DNS_LABEL = "labvcn"
 PUBLIC_DNS_LABEL = "pub"
 PRIVATE_DNS_LABEL = "priv"
