@@ -169,7 +169,9 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
             )
         )
     runner = OfflineRunner(plan_dir=out_dir / "plans", processes=args.parallel) if args.offline else AutomationRunner()
-    opts = ClassOptions(args.action, out_dir, parallel=args.parallel, only=only, resume=args.resume)
+    # offline plans are pure CPU: at most one worker per CPU (labctl/runners.py offline_parallel)
+    parallel = runner.processes if isinstance(runner, OfflineRunner) else args.parallel
+    opts = ClassOptions(args.action, out_dir, parallel=parallel, only=only, resume=args.resume)
     try:
         if cls.connection_check and args.action == "up":
             for job in jobs:  # <out-dir>/env/<student_id>/ is 0700: the .env in it holds the student's DB password
@@ -200,6 +202,8 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
         f"skipped, {result.count(NOT_STARTED)} not started in {result.wall_seconds:.1f}s ({runner.kind} runner); "
         f"reports: {', '.join(str(p) for p in paths)}"
     )
+    if isinstance(runner, OfflineRunner):
+        print(runner.memory_summary())
     if result.interrupted:
         print(
             f"labctl class: stopped by {result.interrupted}; run the same command with --resume to continue",

@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -91,13 +92,99 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+# --- offline workers: start-up and memory (issue 12 item 3) -------------------------------------------------
+# What a worker needs before its first plan. The forkserver imports these once and forks every worker from itself,
+# so a worker starts with them loaded (shared copy-on-write pages) instead of importing pulumi and pulumi_oci again.
+PRELOAD_BASE = ("pulumi", "pulumi.runtime", "pulumi_oci", "pulumi_random", "labctl.worker")
+# The program's own modules (and through them only the pulumi_oci modules it uses, components/ocimods.py) and the
+# judgement plan_doc runs; preloaded only when the class plans this tree (``components`` is the project's own).
+PRELOAD_PROGRAM = (
+    "components.config",
+    "components.network",
+    "components.compute",
+    "components.database",
+    "components.envfile",
+    "components.lookups",
+    "labctl.reach",
+    "labctl.estimate",
+    "policy.rules",
+)
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def offline_parallel(requested: int, cpus: int | None = None) -> int:
+    """Worker processes for an offline class: an offline plan is pure CPU, so a pool wider than the machine only
+    adds start-up and memory (issue 12: --parallel 4 on 2 CPUs was slower than 2)."""
+    return max(1, min(requested, cpus if cpus is not None else cpu_count()))
+
+
+def pool_context(
+    preload: Sequence[str], methods: Sequence[str] | None = None
+) -> tuple[multiprocessing.context.BaseContext, str]:
+    """The start method for offline workers: ``forkserver`` with ``preload`` where the OS has it (Linux, macOS),
+    else ``spawn`` (Windows), where each worker imports for itself. ``methods``: the OS's start methods (tests)."""
+    available = multiprocessing.get_all_start_methods() if methods is None else list(methods)
+    if "forkserver" in available:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(list(preload))
+        return ctx, "forkserver"
+    return multiprocessing.get_context("spawn"), "spawn"
+
+
+def process_memory(pid: int | str = "self", proc: Path = Path("/proc")) -> tuple[float, str] | None:
+    """(MiB, kind) of a process: PSS from /proc/<pid>/smaps_rollup (Linux 4.14+), where pages a worker shares with
+    the forkserver and its siblings count once in total; else RSS (/proc/<pid>/status, or this process's peak RSS
+    from getrusage where there is no /proc); None when neither can be read."""
+    for name, key, kind in (("smaps_rollup", "Pss:", "PSS"), ("status", "VmRSS:", "RSS")):
+        try:
+            for line in (proc / str(pid) / name).read_text().splitlines():
+                if line.startswith(key):
+                    return int(line.split()[1]) / 1024, kind  # kB
+        except (OSError, ValueError, IndexError):
+            continue
+    if pid == "self":
+        try:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+            return (peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024), "peak RSS"
+        except (ImportError, OSError):
+            return None
+    return None
+
+
+def _plan_in_worker(spec: dict[str, Any], stack: str, project_dir: str) -> dict[str, Any]:
+    """``plan_doc`` in a pool worker, plus the worker's pid and memory after the plan (``"_worker"``)."""
+    root = Path(project_dir).resolve()
+    mod = sys.modules.get("components")
+    where = getattr(mod, "__file__", None) or next(iter(getattr(mod, "__path__", [])), None)
+    if mod is not None and where and root not in Path(where).resolve().parents:
+        # preloaded from another tree (the forkserver outlives one runner): this project's own components instead
+        for name in [n for n in sys.modules if n == "components" or n.startswith("components.")]:
+            del sys.modules[name]
+    doc = plan_doc(spec, stack, project_dir, True)
+    memory = process_memory()
+    doc["_worker"] = {"pid": os.getpid(), "mib": memory[0] if memory else None, "kind": memory[1] if memory else ""}
+    return doc
+
+
 class OfflineRunner:
     """Plans each stack offline, under the same mocks as ``labctl plan``: a dry run of the whole class.
 
-    Stacks run in a pool of ``processes`` long-lived worker processes (spawned, so no state is shared with this
-    one), which saves each stack the ~1 s of importing pulumi and pulumi-oci. ``inject`` maps a student id to
-    ``(resource type or invoke token, error text, failing attempts)``: the mocks raise that error on the first
-    ``failing attempts`` attempts (fault injection for tests and drills).
+    Stacks run in a pool of ``processes`` long-lived worker processes (at most one per CPU: ``offline_parallel``).
+    Where the OS has it the workers are forked from a forkserver that has imported pulumi, the pulumi_oci modules the
+    program uses and the program's components once (``PRELOAD_*``), so a worker starts in milliseconds and shares
+    those pages; elsewhere they are spawned and import for themselves. No state of this process is shared with them.
+    Each worker's memory (PSS where /proc has it, else RSS) is logged per stack and summed up by ``memory_summary``.
+    ``inject`` maps a student id to ``(resource type or invoke token, error text, failing attempts)``: the mocks
+    raise that error on the first ``failing attempts`` attempts (fault injection for tests and drills).
     """
 
     kind = "offline"
@@ -108,21 +195,40 @@ class OfflineRunner:
         inject: dict[str, tuple[str, str, int]] | None = None,
         processes: int = 4,
         timeout: float = 300,
+        start_methods: Sequence[str] | None = None,
+        cpus: int | None = None,
     ) -> None:
         self.plan_dir = plan_dir
         self.inject = dict(inject or {})
         self.timeout = timeout
-        self.processes = max(1, processes)
+        self.requested = max(1, processes)
+        self.processes = offline_parallel(self.requested, cpus)
+        self.start_methods = start_methods  # None: the OS's (tests inject a platform without forkserver)
+        self.start_method = ""  # decided when the pool starts
+        self.worker_memory: dict[int, tuple[float, str]] = {}  # pid -> (largest MiB seen, PSS|RSS)
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def _executor(self) -> ProcessPoolExecutor:
+    def _executor(self, project_dir: Path = REPO_ROOT) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
-                )
+                same_tree = Path(project_dir).resolve() == REPO_ROOT.resolve()
+                preload = PRELOAD_BASE + (PRELOAD_PROGRAM if same_tree else ())
+                ctx, self.start_method = pool_context(preload, self.start_methods)
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=ctx, initializer=_ignore_sigint)
             return self._pool
+
+    def memory_summary(self) -> str:
+        """One line for the run's output: the workers, how they started, and their memory."""
+        if not self.worker_memory:
+            return f"offline workers: {self.processes} ({self.start_method or 'not started'})"
+        values = [m for m, _ in self.worker_memory.values()]
+        kind = sorted({k for _, k in self.worker_memory.values()})[0]
+        capped = f", --parallel {self.requested} capped at the CPU count" if self.requested > self.processes else ""
+        return (
+            f"offline workers: {len(values)} ({self.start_method}{capped}); memory per worker ({kind}): "
+            f"max {max(values):.0f} MiB, total {sum(values):.0f} MiB"
+        )
 
     def close(self) -> None:
         if self._pool is not None:
@@ -150,12 +256,20 @@ class OfflineRunner:
             spec["failTypes"] = {fault[0]: fault[1]}
         start = time.perf_counter()
         try:
-            doc = self._executor().submit(plan_doc, spec, job.stack, str(job.project_dir), True).result(self.timeout)
+            pool = self._executor(job.project_dir)
+            doc = pool.submit(_plan_in_worker, spec, job.stack, str(job.project_dir)).result(self.timeout)
         except Exception as e:  # a crashed or hung worker process fails this student only
             doc = {"error": f"offline run crashed: {type(e).__name__}: {e}"}
         seconds = time.perf_counter() - start
+        worker = doc.pop("_worker", None) or {}
+        memory = ""
+        if worker.get("mib") is not None:
+            with self._lock:
+                seen = self.worker_memory.get(worker["pid"], (0.0, ""))[0]
+                self.worker_memory[worker["pid"]] = (max(seen, worker["mib"]), worker["kind"])
+            memory = f", worker {worker['pid']} {worker['kind']} {worker['mib']:.0f} MiB"
         with log.open("a") as out:
-            out.write(f"== {action} {job.stack} (offline) attempt {attempt}: {seconds:.2f}s\n")
+            out.write(f"== {action} {job.stack} (offline) attempt {attempt}: {seconds:.2f}s{memory}\n")
             if "error" in doc:
                 out.write(doc["error"] + "\n")
         if "error" in doc:

@@ -92,3 +92,100 @@ print(json.dumps({"before": before, "after": len(loaded("pulumi_oci.core.")), "s
     assert got["after"] > 200
     assert got["same_vcn"] and got["same_drg"] and got["same_pkg"] and got["subnet"]
     assert got["outputs"] == "pulumi_oci.core.outputs"
+
+
+# --- offline class workers ------------------------------------------------------------------------------------
+def test_the_offline_pool_is_capped_at_the_cpu_count():
+    from labctl.runners import OfflineRunner, cpu_count, offline_parallel
+
+    assert offline_parallel(4, cpus=2) == 2
+    assert offline_parallel(8, cpus=1) == 1
+    assert offline_parallel(2, cpus=8) == 2  # a narrower request is kept
+    assert offline_parallel(0, cpus=2) == 1
+    runner = OfflineRunner(processes=32, cpus=2)
+    assert (runner.requested, runner.processes) == (32, 2)
+    assert OfflineRunner(processes=64).processes == min(64, cpu_count())
+
+
+def test_forkserver_with_preload_where_the_os_has_it_else_spawn():
+    from labctl.runners import PRELOAD_BASE, pool_context
+
+    ctx, method = pool_context(PRELOAD_BASE, methods=["spawn"])  # Windows: no fork, no forkserver
+    assert method == "spawn" and ctx.get_start_method() == "spawn"
+    ctx, method = pool_context(PRELOAD_BASE, methods=["fork", "spawn"])  # fork alone is not used (threads)
+    assert method == "spawn"
+    ctx, method = pool_context(PRELOAD_BASE, methods=["fork", "spawn", "forkserver"])
+    assert method == "forkserver" and ctx.get_start_method() == "forkserver"
+
+
+def _one_student(student_id: str = "s01") -> "StackJob":  # noqa: F821, UP037
+    from conftest import full_keys, good_raw, make_ssh_public_key
+
+    from labctl.runners import StackJob
+
+    raw = good_raw(studentId=student_id, sshPublicKey=make_ssh_public_key(student_id), adminCidr="198.51.100.7/32")
+    return StackJob(student_id, f"student-{student_id}", full_keys(raw))
+
+
+def test_both_start_methods_give_the_same_plan_and_report_worker_memory(tmp_path):
+    from labctl.runners import OfflineRunner
+
+    plans = {}
+    job = _one_student()
+    for methods in (None, ["spawn"]):  # the OS's choice (forkserver on Linux), and a platform without forkserver
+        out = tmp_path / ("os" if methods is None else "spawn")
+        runner = OfflineRunner(plan_dir=out, processes=1, start_methods=methods)
+        try:
+            log = tmp_path / f"{out.name}.log"
+            result = runner.run(job, "preview", log, 1)
+        finally:
+            runner.close()
+        assert result.status == "succeeded", result.error
+        plans[runner.start_method] = (out / "student-s01.json").read_text()
+        line = log.read_text()
+        assert "worker " in line and " MiB" in line and ("PSS" in line or "RSS" in line), line
+        assert "_worker" not in plans[runner.start_method]  # the memory note is not part of the plan
+        summary = runner.memory_summary()
+        assert f"offline workers: 1 ({runner.start_method}" in summary and "memory per worker" in summary
+    assert "spawn" in plans and len(plans) == 2  # forkserver where the OS has it (Linux here)
+    first, second = plans.values()
+    assert first == second
+
+
+def test_process_memory_reads_pss_else_rss(tmp_path):
+    from labctl.runners import process_memory
+
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "status").write_text("Name:\tpython\nVmRSS:\t  204800 kB\n")
+    assert process_memory(7, proc=tmp_path) == (200.0, "RSS")
+    (tmp_path / "7" / "smaps_rollup").write_text("Rss:  204800 kB\nPss:   51200 kB\n")
+    assert process_memory(7, proc=tmp_path) == (50.0, "PSS")
+    assert process_memory(8, proc=tmp_path) is None
+    mib, kind = process_memory()  # this process: PSS on Linux
+    assert mib > 10 and kind in ("PSS", "RSS", "peak RSS")
+
+
+def test_a_worker_forked_with_another_trees_components_plans_its_own(tmp_path):
+    """The forkserver outlives a runner: a later class of another project must not plan with preloaded modules of
+    this tree. A copy of the program whose VCN label differs proves which tree was planned."""
+    import shutil
+
+    from labctl.runners import OfflineRunner
+
+    other = tmp_path / "other"
+    shutil.copytree(ROOT, other, ignore=shutil.ignore_patterns(".venv", ".git", "tests", "bench", ".pulumi-state"))
+    net = other / "components" / "network.py"
+    net.write_text(net.read_text().replace('VCN_DNS_LABEL = "labvcn"', 'VCN_DNS_LABEL = "othervcn"'))
+    job = _one_student()
+    runner = OfflineRunner(plan_dir=tmp_path / "plans", processes=1)
+    try:
+        assert runner.run(job, "preview", tmp_path / "a.log", 1).status == "succeeded"  # preloads this tree
+        mine = (tmp_path / "plans" / "student-s01.json").read_text()
+        from dataclasses import replace
+
+        assert runner.run(replace(job, project_dir=other), "preview", tmp_path / "b.log", 1).status == "succeeded"
+        theirs = (tmp_path / "plans" / "student-s01.json").read_text()
+    finally:
+        runner.close()
+    assert '"labvcn"' in mine and '"othervcn"' not in mine
+    assert '"othervcn"' in theirs
