@@ -4,13 +4,14 @@
 # by hand in this folder use the same state; a PULUMI_BACKEND_URL pointing elsewhere would win over it, so `stack`
 # refuses to run with one.
 #   make test   set up a venv, install and start what the tests need, run ruff and the whole test suite
+#   make lab    no cloud account: the dev stack rehearsed on this machine (namespaces, nftables, sshd, MariaDB; root)
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 STACK ?= dev
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: venv pulumi-cli backend-check stack up preview destroy test lint plan bench services
+.PHONY: venv pulumi-cli backend-check stack up preview destroy test lint plan bench services lab lab-down
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -61,3 +62,9 @@ plan: venv
 bench: venv services
 	$(VENV)/bin/python bench/bench_plan.py
 	$(VENV)/bin/python bench/bench_check.py
+
+lab: venv services
+	$(VENV)/bin/python -m labctl local up --stack $(STACK)
+
+lab-down: venv
+	$(VENV)/bin/python -m labctl local down --stack $(STACK)

@@ -213,6 +213,12 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def _cmd_local(args: argparse.Namespace) -> int:
+    from labctl.local.command import run_cli
+
+    return run_cli(args)
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -276,7 +282,37 @@ def build_parser() -> argparse.ArgumentParser:
             )
         r.set_defaults(func=_cmd_class_run, action=action)
 
+    loc = sub.add_parser("local", help="rehearse the whole lab on this machine: namespaces, nftables, sshd, MariaDB")
+    lsub = loc.add_subparsers(dest="verb", required=True)
+    for verb, text in (
+        ("up", "build the planned lab, run the EnvFile check, prove every verdict by packets; leave it running"),
+        ("check", "re-run the check and the packet verdicts on the running lab"),
+        ("down", "remove every namespace, process and file of the lab"),
+        ("rules", "print the nftables translation of the declared security lists/NSGs (builds nothing)"),
+    ):
+        lp = lsub.add_parser(verb, help=text)
+        lp.add_argument("--stack", default="dev", help="stack name; reads Pulumi.<stack>.yaml (default: dev)")
+        lp.add_argument("--project-dir", default=str(REPO_ROOT), help=argparse.SUPPRESS)
+        if verb in ("up", "rules"):
+            from labctl.local.drills import DRILLS
+
+            lp.add_argument("--config", type=Path, help="stack settings file instead of Pulumi.<stack>.yaml")
+            lp.add_argument("--break", dest="break_", choices=sorted(DRILLS), help="a drill: break one thing first")
+        if verb == "up":
+            lp.add_argument("--check-timeout", type=_positive_seconds, help=argparse.SUPPRESS)
+        lp.set_defaults(func=_cmd_local)
+
     return ap
+
+
+def _positive_seconds(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of seconds; example: 30") from None
+    if not 1 <= n <= 3600:
+        raise argparse.ArgumentTypeError(f"{n} is out of range 1..3600; example: 30")
+    return n
 
 
 def main(argv: list[str] | None = None) -> int:

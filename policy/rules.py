@@ -49,6 +49,8 @@ INSTANCE = "oci:Core/instance:Instance"
 MYSQL_DB_SYSTEM = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
 
 TCP = "6"  # OCI writes protocols as IANA numbers; "all" matches every protocol
+UDP = "17"
+ICMP = "1"
 ADMIN_PORTS = (22, 3389)  # SSH, RDP
 DB_PORTS = (3306, 33060)  # MySQL classic and X protocol
 REQUIRED_TAGS = ("project", "stack")
@@ -297,6 +299,9 @@ class SecurityRule:
     owner: str  # name of the security list or NSG rule resource
     owner_urn: str
     index: int  # position in the list's rules (0 for an NSG rule)
+    # ICMP options (protocol "1"): type, and code when given; None when the rule has no icmpOptions (every type)
+    icmp_type: int | None = None
+    icmp_code: int | None = None
 
     @property
     def is_tcp(self) -> bool:
@@ -312,7 +317,12 @@ class SecurityRule:
 
     def describe(self) -> str:
         ports = "all ports" if self.dst_ports is None else _ports_text(self.dst_ports)
-        proto = {"all": "all protocols", TCP: "tcp"}.get(self.protocol, f"protocol {self.protocol}")
+        proto = {"all": "all protocols", TCP: "tcp", UDP: "udp", ICMP: "icmp"}.get(
+            self.protocol, f"protocol {self.protocol}"
+        )
+        if self.protocol == ICMP:
+            ports = "all types" if self.icmp_type is None else f"type {self.icmp_type}"
+            ports += "" if self.icmp_code is None else f" code {self.icmp_code}"
         way = "from" if self.direction == "INGRESS" else "to"
         kind = "stateless" if self.stateless else "stateful"
         return f"{self.owner} {self.direction.lower()} #{self.index}: {proto} {ports} {way} {self.peer} ({kind})"
@@ -327,6 +337,18 @@ def _range(m: Any) -> PortRange | None:
     if lo is None and hi is None:
         return None
     return int(lo if lo is not None else 1), int(hi if hi is not None else 65535)
+
+
+def _icmp(options: Any) -> tuple[int | None, int | None]:
+    if not isinstance(options, Mapping) or get(options, "type") is None:
+        return None, None
+    code = get(options, "code")
+    return int(get(options, "type")), None if code is None else int(code)
+
+
+def _port_options(rule: Any, protocol: str) -> Any:
+    """The port options that apply to ``protocol``: ``tcpOptions`` for TCP, ``udpOptions`` for UDP."""
+    return get(rule, "udpOptions") if protocol == UDP else get(rule, "tcpOptions")
 
 
 def _tcp_ranges(tcp: Any, nsg: bool) -> tuple[PortRange | None, PortRange | None]:
@@ -345,11 +367,13 @@ def security_rules(r: ResourceLike) -> list[SecurityRule]:
             ("EGRESS", "egressSecurityRules", "destination", "destinationType"),
         ):
             for i, rule in enumerate(items(value(r, key))):
-                dst, src = _tcp_ranges(get(rule, "tcpOptions"), nsg=False)
+                protocol = str(get(rule, "protocol", ""))
+                dst, src = _tcp_ranges(_port_options(rule, protocol), nsg=False)
+                icmp_type, icmp_code = _icmp(get(rule, "icmpOptions"))
                 out.append(
                     SecurityRule(
                         direction=direction,
-                        protocol=str(get(rule, "protocol", "")),
+                        protocol=protocol,
                         peer=str(get(rule, peer_key, "")),
                         peer_type=str(get(rule, type_key, "CIDR_BLOCK")),
                         stateless=truthy(get(rule, "stateless", False)),
@@ -358,16 +382,20 @@ def security_rules(r: ResourceLike) -> list[SecurityRule]:
                         owner=r.name,
                         owner_urn=r.urn,
                         index=i,
+                        icmp_type=icmp_type,
+                        icmp_code=icmp_code,
                     )
                 )
     elif r.resource_type == NSG_RULE:
         direction = str(value(r, "direction") or "").upper()
         ingress = direction == "INGRESS"
-        dst, src = _tcp_ranges(value(r, "tcpOptions"), nsg=True)
+        protocol = str(value(r, "protocol") or "")
+        dst, src = _tcp_ranges(_port_options(r.props, protocol), nsg=True)
+        icmp_type, icmp_code = _icmp(value(r, "icmpOptions"))
         out.append(
             SecurityRule(
                 direction=direction,
-                protocol=str(value(r, "protocol") or ""),
+                protocol=protocol,
                 peer=str(value(r, "source" if ingress else "destination") or ""),
                 peer_type=str(value(r, "sourceType" if ingress else "destinationType") or "CIDR_BLOCK"),
                 stateless=truthy(value(r, "stateless")),
@@ -376,6 +404,8 @@ def security_rules(r: ResourceLike) -> list[SecurityRule]:
                 owner=r.name,
                 owner_urn=r.urn,
                 index=0,
+                icmp_type=icmp_type,
+                icmp_code=icmp_code,
             )
         )
     return out
