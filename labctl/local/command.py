@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from labctl import reach
+from labctl.cliconfig import load_stack
 from labctl.local import drills, netns, nft, servers, topology, verdicts
 from labctl.offline import REPO_ROOT, ProgramError, run_program
-from labctl.stackfile import StackFileError, load_stack_config, stack_file
+from labctl.stackfile import StackFileError
 
 STATE_ENV = "OCI_DBLAB_LOCAL_STATE"
 DEFAULT_STATE_DIR = Path("/run/oci-dblab-local")
@@ -187,10 +188,13 @@ def _signals_as_interrupt() -> Iterator[None]:
 
 
 def _plan(opts: Options, public_key: str | None, drill: drills.Drill | None) -> tuple[list[Any], str, str | None]:
+    from components.config import offline_secret_value  # placeholders for encrypted values, as `labctl plan`
+
     try:
-        config, secret = load_stack_config(opts.config_file or stack_file(opts.project_dir, opts.stack))
+        merged = load_stack(opts.stack, opts.project_dir, opts.config_file, placeholder=offline_secret_value)
     except StackFileError as e:
         raise LocalError(str(e)) from None
+    config, secret = dict(merged.values), list(merged.secret_keys)
     if public_key:
         config = {**config, "oci-dblab:sshPublicKey": public_key}
     config, student = drills.config_change(drill, config)
