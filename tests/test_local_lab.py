@@ -69,6 +69,7 @@ def test_up_check_down_of_the_default_stack(runs: Runs):
     try:
         assert outcome.ok, outcome.message
         assert outcome.check and outcome.check["ok"] is True
+        assert any("via the SDK's provider host" in line for line in runs.lines)
         assert outcome.check["tls"]["version"].startswith("TLS")
         assert outcome.rows and all(r.agree for r in outcome.rows)
         by_id = {r.case.id: r for r in outcome.rows}

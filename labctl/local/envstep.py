@@ -7,8 +7,8 @@ routes and filters.
 
 The provider is served as the engine serves it: ``labctl.providerhost.ProviderHost`` starts the SDK's own dynamic
 provider host (``python -m pulumi.dynamic``) and speaks gRPC to it (Configure, Check, Create), with values encoded
-the way the engine encodes them. Where that module is not installed yet, the same methods are called in this
-process instead, with the engine's encoding of the inputs (numbers as doubles); the result says which path ran.
+the way the engine encodes them (numbers as doubles; plain values, since the host answers Configure with
+``acceptSecrets: false``).
 
 The request file (0600, in the run directory) holds the provider inputs, passwords included; the result printed on
 stdout (JSON) never does: ``{"ok": true, "check": {...}, "path": ..., "remotePath": ..., "served": ...}`` or
@@ -32,30 +32,15 @@ def engine_encoded(inputs: dict[str, Any]) -> dict[str, Any]:
 
 def _via_provider_host(inputs: dict[str, Any]) -> dict[str, Any]:
     from components.envfile import EnvFileProvider
-    from labctl.providerhost import ProviderHost  # the "host" helper's module
+    from labctl.providerhost import ProviderHost
 
     with ProviderHost(EnvFileProvider(), cwd=REPO_ROOT) as host:
         checked = host.check({}, inputs)
-        failures = getattr(checked, "failures", None) or (checked[1] if isinstance(checked, tuple) else [])
-        if failures:
-            reasons = "; ".join(str(getattr(f, "reason", f)) for f in failures)
+        if checked.failures:
+            reasons = "; ".join(f"{prop}: {reason}" for prop, reason in checked.failures)
             return {"ok": False, "message": f"EnvFile inputs refused by check: {reasons}"}
-        news = getattr(checked, "inputs", None) or (checked[0] if isinstance(checked, tuple) else inputs)
-        created = host.create(news)
-        outs = getattr(created, "outs", None) or (created[1] if isinstance(created, tuple) else created)
-        return {"ok": True, "served": "provider host (python -m pulumi.dynamic over gRPC)", **_outputs(outs)}
-
-
-def _in_process(inputs: dict[str, Any]) -> dict[str, Any]:
-    from components.envfile import EnvFileProvider
-
-    provider = EnvFileProvider()
-    checked = provider.check({}, inputs)
-    if checked.failures:
-        reasons = "; ".join(f.reason for f in checked.failures)
-        return {"ok": False, "message": f"EnvFile inputs refused by check: {reasons}"}
-    created = provider.create(checked.inputs)
-    return {"ok": True, "served": "in process (labctl.providerhost not available)", **_outputs(created.outs or {})}
+        _id, outs = host.create(checked.inputs)
+        return {"ok": True, "served": "the SDK's provider host (python -m pulumi.dynamic, gRPC)", **_outputs(outs)}
 
 
 def _outputs(outs: Any) -> dict[str, Any]:
@@ -66,14 +51,8 @@ def _outputs(outs: Any) -> dict[str, Any]:
 def run(request: Path) -> dict[str, Any]:
     inputs = engine_encoded(json.loads(request.read_text()))
     try:
-        import labctl.providerhost  # noqa: F401
-    except ImportError:
-        step = _in_process
-    else:
-        step = _via_provider_host
-    try:
-        return step(inputs)
-    except Exception as e:  # noqa: BLE001 (the provider's errors are secret-free by design; keep only the text)
+        return _via_provider_host(inputs)
+    except Exception as e:  # noqa: BLE001 (the provider's and the host's errors are secret-free by design)
         return {"ok": False, "message": str(e)}
 
 
