@@ -223,6 +223,9 @@ class _Background:
         self._thread = threading.Thread(target=body, daemon=True)
         self._thread.start()
 
+    def wait(self, timeout: float = 180.0) -> None:
+        self._thread.join(timeout)
+
     def result(self, timeout: float = 180.0) -> Any:
         self._thread.join(timeout)
         if self._thread.is_alive():
@@ -363,8 +366,14 @@ def up(opts: Options) -> Outcome:
     timings: dict[str, float] = {}
     started = time.monotonic()
     keep = False
+    installing: _Background | None = None
     try:
         with _signals_as_interrupt():
+            opts.out(
+                f"Local lab of stack '{opts.stack}' (run {run_id}"
+                + (f", drill {opts.drill}: {drill.what}" if drill else "")
+                + ")"
+            )
             run_dir = Path(tempfile.mkdtemp(prefix=f"dblab-{run_id}-", dir=_run_parent()))
             state["runDir"] = str(run_dir)
             _write_state(path, state)
@@ -413,11 +422,7 @@ def up(opts: Options) -> Outcome:
             lab_file.write_bytes(pickle.dumps(lab))
             for note in (*topo.notes, *(n for h in topo.hosts for n in h.notes)):
                 opts.out(f"note: {note}")
-            opts.out(
-                f"Local lab of stack '{opts.stack}' (run {run_id}"
-                + (f", drill {opts.drill}: {drill.what}" if drill else "")
-                + f"): namespaces {', '.join(topo.namespaces)}"
-            )
+            opts.out(f"namespaces: {', '.join(topo.namespaces)}")
             outcome = _exercise(lab, run_dir, opts.out)
             timings.update(outcome.timings)
             timings["up"] = time.monotonic() - started
@@ -435,6 +440,8 @@ def up(opts: Options) -> Outcome:
         raise LocalError("interrupted; everything this run made was removed") from None
     finally:
         if not keep:
+            if installing is not None:  # never remove the run folder while mariadb-install-db still writes into it
+                installing.wait()
             left = cleanup(state)
             path.unlink(missing_ok=True)
             if left:
