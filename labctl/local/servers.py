@@ -278,6 +278,7 @@ class MariaDB(Managed):
                 "--user=root",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
+                f"--tmpdir={self.base}",  # bootstrap temp tables in our own dir: /tmp is shared by other runs
                 *FAST_INNODB,
             ],
             stdout=subprocess.DEVNULL,
