@@ -30,6 +30,7 @@ This module does not import ``components`` (``labctl diff`` merges the config of
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import re
@@ -387,6 +388,9 @@ def _is_primitive(value: Any) -> bool:
     return isinstance(value, (str, bool, int)) and not isinstance(value, float)
 
 
+_PROJECTS: dict[tuple[str, str], Project] = {}  # (path, sha256 of the text) -> Project: a class plans 40 stacks
+
+
 def load_project(project_dir: Path | str) -> Project:
     """Read and check ``Pulumi.yaml`` (or ``.yml``) the way the CLI does before it looks at any stack."""
     project_dir = Path(project_dir)
@@ -395,6 +399,21 @@ def load_project(project_dir: Path | str) -> Project:
         path = project_dir / "Pulumi.yml"
     if not path.exists():
         raise StackFileError(f"no Pulumi.yaml in {project_dir}; run labctl in the project folder (or --project-dir)")
+    key: tuple[str, str] | None = None  # not a small regular file: _read_project says why
+    try:
+        if path.is_file() and path.stat().st_size <= 1024 * 1024:
+            key = (str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest())
+    except OSError:
+        pass
+    if key is not None and key in _PROJECTS:
+        return _PROJECTS[key]
+    project = _read_project(path)
+    if key is not None:
+        _PROJECTS[key] = project
+    return project
+
+
+def _read_project(path: Path) -> Project:
     doc = _load_yaml(path, "project", "run labctl in the project folder, the one with Pulumi.yaml")
     if not isinstance(doc, dict):
         raise StackFileError(f"{path}: expected a mapping with name, runtime and config")
