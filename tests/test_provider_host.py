@@ -34,6 +34,8 @@ from labctl.providerhost import (
     ProviderHostError,
     ResourceState,
     Secret,
+    _Wire,
+    annotate_secrets,
     contains_unknowns,
     redacted,
     reveal,
@@ -427,3 +429,46 @@ def test_a_new_host_key_is_explained_and_the_command_it_gives_re_trusts_the_vm(
         host.destroy(state)
     finally:
         vm.stop()
+
+
+# --- the wire, without a host ---------------------------------------------------------------------------------
+
+
+def test_a_host_that_accepted_secrets_would_get_them_wrapped_and_they_come_back_marked():
+    wire = _Wire()
+    plain = wire.encode({"pw": secret("s3cret"), "n": 1}, keep_unknowns=False)
+    assert plain.fields["pw"].string_value == "s3cret" and plain.fields["n"].number_value == 1.0
+    wire.accept_secrets = True
+    wrapped = wire.encode({"pw": secret("s3cret"), "later": UNKNOWN}, keep_unknowns=True)
+    sig = wrapped.fields["pw"].struct_value.fields
+    assert sig["4dabf18193072939515e22adb298388d"].string_value == "1b47061264138c4ac30d75fd1eb44270"
+    assert sig["value"].string_value == "s3cret"
+    decoded = wire.decode(wrapped, keep_unknowns=True)
+    assert decoded == {"pw": Secret("s3cret"), "later": UNKNOWN}
+    assert wire.decode(wrapped, keep_unknowns=False) == {"pw": Secret("s3cret")}  # unknowns dropped, as the engine
+    with pytest.raises(ValueError, match="'later' is unknown outside a preview"):
+        wire.encode({"later": UNKNOWN}, keep_unknowns=False)
+    assert wire.scrub("login with 's3cret' failed") == "login with '[secret]' failed"
+
+
+def test_results_are_re_marked_secret_like_the_engine_does():
+    outs = {"pw": "x", "nested": {"a": "1", "b": "2"}, "other": "y", "list": ["p"]}
+    ins = {"pw": secret("x"), "nested": {"a": secret("1")}, "list": [secret("p")], "absent": secret("z")}
+    assert annotate_secrets(outs, ins) == {
+        "pw": Secret("x"),
+        "nested": {"a": Secret("1"), "b": "2"},
+        "other": "y",
+        "list": Secret(["p"]),
+    }
+
+
+def test_up_compares_inputs_itself_when_the_provider_does_not_diff(tmp_path: Path):
+    """EchoProvider keeps ResourceProvider.diff (no answer: DIFF_UNKNOWN); the engine then diffs the inputs."""
+    marker = tmp_path / "marker"
+    with ProviderHost(EchoProvider(), cwd=ROOT) as h:
+        op, state = h.up({"marker": str(marker), "v": 1})
+        assert op == "create" and marker.read_text() == "created"
+        assert h.diff(state.id, state.outputs, state.inputs).changes is None
+        assert h.up({"marker": str(marker), "v": 1}, state)[0] == "same"
+        op, state = h.up({"marker": str(marker), "v": 2}, state)
+        assert op == "update" and marker.read_text() == "updated" and state.outputs["v"] == 2
