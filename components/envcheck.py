@@ -67,14 +67,31 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import paramiko
 import pymysql
 import pymysql.charset
 import pymysql.connections
 import pymysql.constants
 
 from components import portable
+
+if TYPE_CHECKING:
+    import paramiko
+else:
+
+    class _Paramiko:
+        """``paramiko``, imported on first use. Every offline plan imports this module (EnvFile validates its inputs
+        with it) but never opens SSH; paramiko with the invoke it pulls in is ~8% of a cold `labctl plan` (issue 12).
+        """
+
+        def __getattr__(self, name: str) -> Any:
+            import paramiko as real
+
+            globals()["paramiko"] = real
+            return getattr(real, name)
+
+    paramiko = _Paramiko()
 
 DOTENV_KEYS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "DB_HOSTNAME", "DB_SSL_MODE")
 SSL_MODES = ("REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")

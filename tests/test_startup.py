@@ -60,7 +60,7 @@ plan = run_program(full_keys(good_raw()), stack="dev")
 types_ = sorted({r.resource_type for r in plan.resources})
 services = [n for n in loaded("pulumi_oci.") if "." not in n]
 print(json.dumps({"core": loaded("pulumi_oci.core."), "mysql": loaded("pulumi_oci.mysql."),
-                  "services": services, "types": types_}))
+                  "services": services, "types": types_, "paramiko": "paramiko" in sys.modules}))
 """
     )
     assert "oci:Core/vcn:Vcn" in got["types"] and "oci:Mysql/mysqlDbSystem:MysqlDbSystem" in got["types"]
@@ -68,6 +68,7 @@ print(json.dumps({"core": loaded("pulumi_oci.core."), "mysql": loaded("pulumi_oc
     assert set(got["mysql"]) == MYSQL_USED
     # identity, database, ... are never loaded: the look-ups are raw invokes (components/lookups.py)
     assert set(got["services"]) <= {"_utilities", "provider", "config", "core", "mysql"}
+    assert not got["paramiko"]  # the connection check's SSH client is imported when a check runs, not for a plan
 
 
 def test_a_class_not_declared_with_use_still_resolves_by_the_full_import():
@@ -189,3 +190,21 @@ def test_a_worker_forked_with_another_trees_components_plans_its_own(tmp_path):
         runner.close()
     assert '"labvcn"' in mine and '"othervcn"' not in mine
     assert '"othervcn"' in theirs
+
+
+def test_pulumi_yaml_is_parsed_once_per_file_version(tmp_path):
+    """A class plans one Pulumi.yaml per student: parsed once, read again only when the file changes
+    (labctl/cliconfig.py caches by content)."""
+    import os
+
+    from labctl.cliconfig import load_project
+
+    text = (ROOT / "Pulumi.yaml").read_text()
+    (tmp_path / "Pulumi.yaml").write_text(text)
+    first = load_project(tmp_path)
+    assert load_project(tmp_path) is first
+    (tmp_path / "Pulumi.yaml").write_text(text.replace("name: oci-dblab", "name: oci-dblab2", 1))
+    st = (tmp_path / "Pulumi.yaml").stat()
+    os.utime(tmp_path / "Pulumi.yaml", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    second = load_project(tmp_path)
+    assert second is not first and second.name == "oci-dblab2" and first.name == "oci-dblab"
