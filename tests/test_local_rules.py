@@ -262,3 +262,45 @@ def test_labctl_local_rules_prints_the_translation_without_root():
     assert "dnat to 10.0.0.2" in done.stdout
     assert "tcp dport 22" not in done.stdout  # the drill removed the SSH rule
     assert "tcp dport 3306 ct mark set 0x1 accept" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("system", "euid", "missing", "words"),
+    [
+        ("Darwin", 0, [], "needs Linux"),
+        ("Linux", 1000, [], "needs root"),
+        ("Linux", 0, ["nft"], "missing nft; install them (on Debian/Ubuntu: sudo apt-get install iproute2 nftables"),
+    ],
+)
+def test_preconditions_say_what_is_missing_and_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, system: str, euid: int, missing: list[str], words: str
+):
+    from labctl.local import command, netns
+
+    monkeypatch.setattr(command.platform, "system", lambda: system)
+    monkeypatch.setattr(command.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(netns, "tools_missing", lambda: list(missing))
+    with pytest.raises(command.LocalError, match=words.replace("(", r"\(")):
+        command.preconditions()
+
+
+def test_a_disagreement_names_the_rule_the_model_relied_on():
+    from labctl.local import netns, verdicts
+
+    probe = netns.Probe("ns", "10.0.0.2", "10.0.1.2", 3306)
+    case = verdicts.Case(
+        "app-subnet->db:3306",
+        "app",
+        "db",
+        3306,
+        "ALLOWED",
+        "ALLOWED",
+        "lab-private-sl ingress #0: tcp port 3306 from 10.0.0.0/24 (stateful)",
+        (probe,),
+        verdicts.Listen("ns", "10.0.1.2", 3306),
+    )
+    rows = [verdicts.Row(case, "DENIED", "10.0.0.2 -> 10.0.1.2:3306 timed out (packets dropped)")]
+    [message] = verdicts.disagreements(rows)
+    assert "model says ALLOWED (lab-private-sl ingress #0: tcp port 3306" in message
+    assert "packets say DENIED (10.0.0.2 -> 10.0.1.2:3306 timed out" in message
+    assert "[DIFF] app-subnet->db:3306" in verdicts.render(rows)
