@@ -30,6 +30,9 @@ Secrets: ``adminPassword`` and ``appPassword`` arrive as secrets and are listed 
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +225,11 @@ def validate(props: dict[str, Any]) -> list[tuple[str, str]]:
                 ("appUser", "appUser must differ from adminUser: the .env holds the app user, never the admin")
             )
 
+    if known("localPath") and isinstance(props.get("localPath"), str) and props["localPath"]:
+        problem = local_env_problem(Path(props["localPath"]))
+        if problem:
+            problems.append(("localPath", problem))
+
     if known("sslMode") and props.get("sslMode") not in envcheck.SSL_MODES:
         problems.append(("sslMode", f"sslMode must be one of {', '.join(envcheck.SSL_MODES)}, e.g. REQUIRED"))
     if known("sslCa") and props.get("sslCa") and not Path(str(props["sslCa"])).expanduser().is_file():
@@ -248,8 +256,43 @@ def validate(props: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
+def local_env_problem(path: Path) -> str | None:
+    """Why the local ``.env`` may not be written at ``path``: a symbolic link (it would be written, and later deleted,
+    through the link), a directory, or a file git tracks (the DB password would be committed); None when fine."""
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        return f"localPath {path} cannot be inspected ({e.strerror or e})"
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        return (
+            f"localPath {path} is a symbolic link; the .env is never written or deleted through a link: "
+            "give a real file path, e.g. .env"
+        )
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        return f"localPath {path} is a directory; give a file path inside it, e.g. {path / '.env'}"
+    if path.parent.is_dir():
+        try:
+            tracked = subprocess.run(
+                ["git", "-C", str(path.parent), "ls-files", "--error-unmatch", "--", path.name],
+                capture_output=True,
+                timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None  # no git here: nothing can be committed by accident
+        if tracked.returncode == 0:
+            return (
+                f"localPath {path} is tracked by git; the .env holds the DB password and would be committed. "
+                f"Run: git rm --cached {path.name} && echo {path.name} >> .gitignore"
+            )
+    return None
+
+
 def _local_path(props: dict[str, Any]) -> Path:
-    return Path(str(props["localPath"])).expanduser().resolve()
+    # absolute, but links are NOT resolved: writes and deletes refuse a link instead of following it
+    return Path(os.path.abspath(Path(str(props["localPath"])).expanduser()))
 
 
 def _request(props: dict[str, Any], previous_app_user: str | None = None) -> envcheck.CheckRequest:
