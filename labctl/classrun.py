@@ -8,6 +8,7 @@ import html
 import io
 import json
 import random
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -310,6 +311,26 @@ def run_and_report(
             result = run_class(jobs, runner, opts, console=console, stop=stop)
             paths = write_reports(result, opts.out_dir, title=title)
     return result, paths
+
+
+def judge_class(jobs: list[StackJob], processes: int = DEFAULT_PARALLEL) -> dict[str, str]:
+    """Each student's offline plan judged as ``labctl plan`` judges it (policy rules, reachability): student id ->
+    why it is blocked, for the students that are. Nothing is created; used by ``class validate`` and ``preflight``."""
+    from labctl.runners import OfflineRunner
+
+    runner = OfflineRunner(processes=processes)
+    blocked: dict[str, str] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="labctl-judge-") as tmp:
+            with ThreadPoolExecutor(max_workers=max(1, processes)) as pool:
+                futures = {pool.submit(runner.run, j, "preview", Path(tmp) / f"{j.stack}.log", 1): j for j in jobs}
+                for fut in as_completed(futures):
+                    res = fut.result()
+                    if res.status != "succeeded":
+                        blocked[futures[fut].student_id] = res.error
+    finally:
+        runner.close()
+    return blocked
 
 
 # --- reports ----------------------------------------------------------------------------------------------

@@ -69,11 +69,58 @@ def _load_class(args: argparse.Namespace) -> tuple[list, object] | int:
     return roster.students, cls
 
 
+def _class_jobs(students: list, cls: object, args: argparse.Namespace, out_dir: Path) -> list:
+    from labctl.roster import env_file_for, student_config
+    from labctl.runners import StackJob
+
+    env_dir = out_dir / "env"
+    jobs = []
+    for s in students:
+        config, secret = student_config(cls, s, env_dir)  # type: ignore[arg-type]
+        jobs.append(
+            StackJob(
+                s.student_id,
+                s.stack,
+                config,
+                tuple(secret),
+                Path(args.project_dir),
+                env_file=str(env_file_for(env_dir, s)) if cls.connection_check else None,  # type: ignore[attr-defined]
+                oci_profile=s.oci_profile,
+                spec_extra={"adminMinPrefix": cls.admin_cidr_min_prefix},  # type: ignore[attr-defined]
+            )
+        )
+    return jobs
+
+
+def _judge(students: list, cls: object, args: argparse.Namespace) -> int | None:
+    """The judgement of `labctl plan` for every student (offline plans, policy, reachability); EXIT_USAGE if any
+    student is blocked, None when all pass or ``--no-plan``."""
+    if getattr(args, "no_plan", False):
+        return None
+    from labctl.classrun import judge_class
+
+    blocked = judge_class(_class_jobs(students, cls, args, Path("class-run")), processes=4)
+    if not blocked:
+        return None
+    lines = {s.student_id: s.line for s in students}
+    print(
+        f"labctl class: {len(blocked)} student(s) blocked by the judgement of `labctl plan`; nothing was created:",
+        file=sys.stderr,
+    )
+    for sid in sorted(blocked, key=lambda k: lines[k]):
+        detail = "\n      ".join(blocked[sid].splitlines()[:6])
+        print(f"  - {args.roster}:line {lines[sid]} (student {sid}): {detail}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _cmd_class_validate(args: argparse.Namespace) -> int:
     loaded = _load_class(args)
     if isinstance(loaded, int):
         return loaded
     students, cls = loaded
+    judged = _judge(students, cls, args)
+    if judged is not None:
+        return judged
     print(f"{args.roster}: {len(students)} students, all valid (stacks {students[0].stack} … {students[-1].stack})")
     if cls.connection_check:
         print(
@@ -94,6 +141,9 @@ def _cmd_class_preflight(args: argparse.Namespace) -> int:
     if isinstance(loaded, int):
         return loaded
     students, cls = loaded
+    judged = _judge(students, cls, args)
+    if judged is not None:
+        return judged
     report = preflight(students, cls)
     print(json.dumps(report.to_dict(), indent=2) if args.format == "json" else render_text(report))
     return EXIT_OK if report.verdict not in ("DOES NOT FIT", "COST UNKNOWN") else EXIT_FAILED
@@ -102,8 +152,7 @@ def _cmd_class_preflight(args: argparse.Namespace) -> int:
 def _cmd_class_run(args: argparse.Namespace) -> int:
     from components.portable import LockHeld, UnsafePathError, ensure_private_dir
     from labctl.classrun import NOT_STARTED, STATE_FILE, ClassOptions, ClassStateError, run_and_report
-    from labctl.roster import env_file_for, student_config
-    from labctl.runners import AutomationRunner, OfflineRunner, StackJob
+    from labctl.runners import AutomationRunner, JudgedRunner, OfflineRunner
 
     loaded = _load_class(args)
     if isinstance(loaded, int):
@@ -151,24 +200,12 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
             print(f"warning: {message}", file=sys.stderr)
     out_dir = Path(args.out_dir)
-    env_dir = out_dir / "env"
-    jobs = []
-    for s in students:
-        config, secret = student_config(cls, s, env_dir)
-        env_file = str(env_file_for(env_dir, s)) if cls.connection_check else None
-        jobs.append(
-            StackJob(
-                s.student_id,
-                s.stack,
-                config,
-                tuple(secret),
-                Path(args.project_dir),
-                env_file=env_file,
-                oci_profile=s.oci_profile,
-                spec_extra={"adminMinPrefix": cls.admin_cidr_min_prefix},
-            )
-        )
-    runner = OfflineRunner(plan_dir=out_dir / "plans", processes=args.parallel) if args.offline else AutomationRunner()
+    jobs = _class_jobs(students, cls, args, out_dir)
+    runner = (
+        OfflineRunner(plan_dir=out_dir / "plans", processes=args.parallel)
+        if args.offline
+        else JudgedRunner(AutomationRunner(), OfflineRunner(processes=args.parallel))
+    )
     # offline plans are pure CPU: at most one worker per CPU (labctl/runners.py offline_parallel)
     parallel = runner.processes if isinstance(runner, OfflineRunner) else args.parallel
     opts = ClassOptions(args.action, out_dir, parallel=parallel, only=only, resume=args.resume)
@@ -195,8 +232,7 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     finally:
-        if isinstance(runner, OfflineRunner):
-            runner.close()
+        runner.close()
     print(
         f"{result.count('succeeded')} succeeded, {result.count('failed')} failed, {result.count('skipped')} "
         f"skipped, {result.count(NOT_STARTED)} not started in {result.wall_seconds:.1f}s ({runner.kind} runner); "
@@ -261,9 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = csub.add_parser("validate", help="check every roster row and every student's config; deploy nothing")
     common(v)
+    v.add_argument("--no-plan", action="store_true", help="skip the offline plan of each student (policy, reach)")
     v.set_defaults(func=_cmd_class_validate)
     pf = csub.add_parser("preflight", help="class totals vs Always Free and tenancy limits, cost, verdict")
     common(pf)
+    pf.add_argument("--no-plan", action="store_true", help="skip the offline plan of each student (policy, reach)")
     pf.add_argument("--format", choices=("text", "json"), default="text")
     pf.set_defaults(func=_cmd_class_preflight)
     for action in ("up", "preview", "destroy", "status"):

@@ -293,6 +293,38 @@ class OfflineRunner:
         )
 
 
+class JudgedRunner:
+    """A runner (the cloud one) behind the judgement of ``labctl plan``: before a stack's first ``up`` or
+    ``preview`` attempt, its offline plan is judged by every policy rule and reachability verdict (``plan_doc``);
+    a mandatory finding, a failed verdict or a failing program fails that student before anything is created."""
+
+    def __init__(self, inner: StackRunner, judge: OfflineRunner) -> None:
+        self.inner = inner
+        self.judge = judge
+        self.kind = inner.kind
+
+    def run(self, job: StackJob, action: str, log: Path, attempt: int) -> StackResult:
+        if action in ("up", "preview") and attempt == 1:
+            judged = self.judge.run(job, "preview", log, 1)
+            if judged.status != "succeeded":
+                error = judged.error
+                if not error.startswith("blocked before anything is created"):
+                    error = f"blocked before anything is created: the offline plan fails:\n{error}"
+                return StackResult(job.student_id, job.stack, action, "failed", judged.seconds, 1, error=error)
+        return self.inner.run(job, action, log, attempt)
+
+    def interrupt(self, signal_name: str) -> None:
+        self.judge.interrupt(signal_name)
+        self.inner.interrupt(signal_name)
+
+    def abort(self) -> None:
+        self.judge.abort()
+        self.inner.abort()
+
+    def close(self) -> None:
+        self.judge.close()
+
+
 @dataclass(frozen=True)
 class AutomationArgs:
     stack_name: str

@@ -330,3 +330,38 @@ def test_automation_args_stack_names_config_and_secret_flags(tmp_path, monkeypat
 )
 def test_transient_classification(text, transient):
     assert is_transient(text) is transient
+
+
+def test_cloud_runs_are_judged_offline_first_and_a_finding_blocks_that_student(class_files, tmp_path):
+    from labctl.runners import JudgedRunner
+
+    jobs = jobs_for(*class_files)[:3]
+    bad = jobs[1]
+    # past validation (as if class.yaml allowed it): SSH from a private range
+    jobs[1] = bad.__class__(**{**bad.__dict__, "config": {**bad.config, "oci-dblab:adminCidr": "10.0.0.0/8"}})
+    cloud = FakeCloudRunner()
+    judge = OfflineRunner(processes=2)
+    try:
+        result = run_class(jobs, JudgedRunner(cloud, judge), ClassOptions("up", tmp_path, parallel=2))
+    finally:
+        judge.close()
+    by_id = {r.student_id: r for r in result.results}
+    assert sorted(cloud.ran) == sorted([jobs[0].student_id, jobs[2].student_id])  # never reached the cloud
+    blocked = by_id[jobs[1].student_id]
+    assert blocked.status == "failed" and blocked.error.startswith("blocked before anything is created")
+    assert "security-list-no-admin-ports-from-internet" in blocked.error and "private range" in blocked.error
+    assert result.runner == "cloud"
+
+
+def test_validate_judges_each_student_like_labctl_plan(class_files, capsys):
+    from labctl.classrun import judge_class
+
+    roster, class_yaml = class_files
+    assert main(["class", "validate", str(roster), "--class-config", str(class_yaml)]) == 0
+    assert "40 students, all valid" in capsys.readouterr().out
+    jobs = jobs_for(*class_files)[:2]
+    jobs[0] = jobs[0].__class__(
+        **{**jobs[0].__dict__, "config": {**jobs[0].config, "oci-dblab:adminCidr": "0.0.0.0/1"}}
+    )
+    blocked = judge_class(jobs, processes=2)
+    assert list(blocked) == [jobs[0].student_id] and "'this network'" in blocked[jobs[0].student_id]
