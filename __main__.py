@@ -8,6 +8,7 @@ from components.database import Database, DatabaseArgs
 from components.envfile import EnvFile, EnvFileArgs
 from components.lookups import placement
 from components.network import Network, NetworkArgs
+from components.operations import Operations, OperationsArgs
 
 cfg = load_config()  # every bad value fails here, before any resource is declared
 # Home region (Always Free) and availability domains (by the shapes each offers): also refused before any resource.
@@ -65,6 +66,23 @@ db = Database(
     ),
 )
 
+# Alarms on the DB and the VM, to one Notifications topic (and alertEmail, when set).
+ops = Operations(
+    "lab-ops",
+    OperationsArgs(
+        compartment_id=cfg.compartment_id,
+        engine=cfg.engine,
+        db_shape=cfg.db_shape,
+        db_storage_gbs=cfg.db_storage_gbs,
+        db_id=db.endpoint.resource_id,
+        app_shape=cfg.app_shape,
+        app_instance_id=app.instance_id,
+        name_prefix=cfg.name_prefix,
+        tags=cfg.tags,
+        alert_email=cfg.alert_email,
+    ),
+)
+
 # The last hop: app user, .env on this machine and on the VM, and a check that the VM reaches the DB's private IP.
 if cfg.connection_check:
     env = EnvFile(
@@ -103,3 +121,4 @@ pulumi.export("dbName", cfg.db_name)
 pulumi.export("dbAdminPassword", db.admin_password)
 pulumi.export("sshCommand", app.public_ip.apply(lambda ip: f"ssh -i {ssh_key_hint} {app.ssh_user}@{ip}"))
 pulumi.export("vcnId", network.vcn_id)
+pulumi.export("alarmTopicId", ops.topic_id)

@@ -274,6 +274,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Run the connection check through the VM at pulumi up.",
         "_bool",
     ),
+    Setting(
+        "alertEmail",
+        "string",
+        "",
+        "you@example.edu",
+        'E-mail address the lab\'s alarms are sent to (OCI mails a confirmation link first); "" = none '
+        "(alarms still fire to the stack's Notifications topic).",
+        "EMAIL_RE",
+        derived="none",
+    ),
 )
 SCHEMA: dict[str, Setting] = {s.key: s for s in SETTINGS}
 # The default of each key as the program sees it (None: required); "" = derive it.
@@ -318,6 +328,10 @@ DB_SHAPE_RE = re.compile(
 # Uocm:AP-SINGAPORE-1-AD-1 or Uocm:PHX-AD-1 (what `oci iam availability-domain list` prints).
 AD_RE = re.compile(r"^[A-Za-z0-9]{1,8}:[A-Z0-9]+(-[A-Z0-9]+)*-AD-[1-9]\Z")
 IDENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}\Z")  # \Z, not $: "lab\n" must not pass
+# An e-mail address as the Notifications EMAIL endpoint takes it: one address, local@domain with a dotted domain,
+# at most 254 characters (RFC 5321 4.5.3.1.3 path limit); no display names, lists or spaces.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+EMAIL_RE = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,64}}@{_LABEL}(?:\.{_LABEL})+\Z")
 STUDENT_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z")
 RESERVED_DB_NAMES = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
 PASSWORD_SPECIALS = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ ")
@@ -386,6 +400,7 @@ class LabConfig:
     connection_check: bool
     instructor_cidr: str | None = None
     availability_domain: str | None = None  # None: picked automatically
+    alert_email: str | None = None  # None: alarms go to the topic only
     db_password: str | None = field(default=None, repr=False)  # never in repr, logs or errors
     warnings: tuple[str, ...] = ()
 
@@ -846,6 +861,16 @@ def parse_config(
         problems.append(Problem("sshPrivateKeyPath", f"'{key_path}' is a public key; give the private key beside it"))
     timeout = _number(problems, "checkTimeoutSeconds", get("checkTimeoutSeconds") or "600", 10, 3600)
     check = _bool(problems, "connectionCheck", get("connectionCheck") or "true")
+    email = get("alertEmail")
+    if email is not None:
+        email = email.strip()
+        if len(email) > 254 or not EMAIL_RE.match(email):
+            problems.append(
+                Problem(
+                    "alertEmail",
+                    f"{_shown(email, 'alertEmail' in secret)} is not one e-mail address like name@domain.tld",
+                )
+            )
 
     if problems:
         raise ConfigError(_without_secrets(problems, raw, secret), stack)
@@ -880,6 +905,7 @@ def parse_config(
         check_timeout_seconds=timeout,
         connection_check=check,
         availability_domain=ad,
+        alert_email=email,
         db_password=password,
         warnings=tuple(warnings),
     )

@@ -6,7 +6,7 @@ engine is: one row here, one builder in ``components/database.py``; no other tie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,13 @@ class EngineSpec:
     # Invoke token listing the shapes one availability domain offers this engine (components/lookups.py places the DB
     # by it); None: the DB goes to the app VM's availability domain.
     shapes_token: str | None = None
+    # Monitoring (components/operations.py builds the alarms from these): the metric namespace the engine's service
+    # publishes to, its metric name for each alarm role the operations tier knows (cpu, memory, storage,
+    # connections, backup_failure; a role left out gets no alarm), and the connection limit of each shape where a
+    # source gives it (a shape left out gets no connections alarm, and a warning says so).
+    monitoring_namespace: str | None = None
+    metrics: dict[str, str] = field(default_factory=dict)
+    max_connections: dict[str, int] = field(default_factory=dict)
 
 
 MYSQL = EngineSpec(
@@ -57,6 +64,24 @@ MYSQL = EngineSpec(
     ),
     example_shape="MySQL.Free",
     shapes_token="oci:Mysql/getShapes:getShapes",  # pulumi_oci 5.5.0 mysql/get_shapes.py
+    # MySQL HeatWave publishes its DB system metrics to namespace oci_mysql_database, one stream per DB system with
+    # dimension resourceId = the DB system's OCID (OCI docs, HeatWave "Metrics",
+    # https://docs.oracle.com/iaas/mysql-database/doc/metrics.html: CPUUtilization, MemoryUtilization,
+    # DbVolumeUtilization (%), CurrentConnections, ActiveConnections, BackupFailure (0 OK, 1 FAILED), ...; the same
+    # names in Datadog's oci_mysql_database integration, docs.datadoghq.com/integrations/oci-mysql-database).
+    monitoring_namespace="oci_mysql_database",
+    metrics={
+        "cpu": "CPUUtilization",
+        "memory": "MemoryUtilization",
+        "storage": "DbVolumeUtilization",
+        "connections": "CurrentConnections",
+        "backup_failure": "BackupFailure",
+    },
+    # max_connections is shape-dependent on HeatWave ("User-Configurable Shape-Dependent System Variables": it
+    # "ha[s] different default, minimum and maximum values for each shape"), but no per-shape figure for the OCI
+    # shapes (MySQL.Free, MySQL.<n>) could be read from a public source while this was written, so none is
+    # recorded: no number is guessed. Add a shape here with its source to get its connections alarm.
+    max_connections={},
 )
 
 ENGINES: dict[str, EngineSpec] = {MYSQL.name: MYSQL}

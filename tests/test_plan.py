@@ -56,7 +56,7 @@ def default_json():
 def test_default_stack_plan_is_ok_and_free(default_json):
     code, doc = default_json
     assert code == 0 and doc["ok"] is True and doc["stack"] == "dev"
-    assert doc["summary"]["resources"] == 17
+    assert doc["summary"]["resources"] == 26  # 17 of the lab + the operations tier (component, topic, 7 alarms)
     assert doc["summary"]["mandatoryFindings"] == 0 and doc["summary"]["verdictsFailed"] == 0
     assert doc["cost"]["total"] == 0.0 and doc["summary"]["monthlyCostUsd"] == 0.0
     verdicts = {v["id"]: v["actual"] for v in doc["verdicts"]}

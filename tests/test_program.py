@@ -18,6 +18,11 @@ DBSYS = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 ENVFILE = "pulumi-python:dynamic/dblab:EnvFile"
 NETWORK, APP, DB = "oci-dblab:network:Network", "oci-dblab:compute:AppServer", "oci-dblab:database:Database"
+OPS, TOPIC, ALARM = (
+    "oci-dblab:operations:Operations",
+    "oci:Ons/notificationTopic:NotificationTopic",
+    "oci:Monitoring/alarm:Alarm",
+)
 
 EXPECTED = {
     (NETWORK, "lab"): None,
@@ -37,6 +42,12 @@ EXPECTED = {
     (PASSWORD, "lab-app-password"): DB,
     (DBSYS, "lab-mysql"): DB,
     (ENVFILE, "lab-env"): None,
+    (OPS, "lab-ops"): None,
+    (TOPIC, "lab-ops-topic"): OPS,
+    **{
+        (ALARM, f"lab-ops-{k}"): OPS
+        for k in ("db-cpu", "db-memory", "db-storage", "db-backup-failure", "vm-cpu", "vm-memory", "vm-down")
+    },
 }
 
 
@@ -181,7 +192,9 @@ def test_tags_on_every_oci_resource(plan):  # (EnvFile and RandomPassword are no
 def test_display_names_carry_the_student(plan):
     for r in plan.resources:
         if r.resource_type.startswith("oci:"):
-            assert r.props["displayName"].startswith("dblab-a23-042-"), r.name
+            # a Notifications topic has a (tenancy-unique) name instead of a display name
+            shown = r.props["name"] if r.resource_type == TOPIC else r.props["displayName"]
+            assert shown.startswith("dblab-a23-042-"), r.name
 
 
 def test_exports(plan):
@@ -199,7 +212,9 @@ def test_exports(plan):
         "vcnId",
         "envFile",
         "connectionCheck",
+        "alarmTopicId",
     }
+    assert out["alarmTopicId"] == named(plan, "lab-ops-topic").id
     assert out["dbPrivateIp"].startswith("10.0.1.") and out["appPrivateIp"].startswith("10.0.0.")
     assert out["dbHostname"] == "mysql.priv.labvcn.oraclevcn.com"
     assert (out["dbPort"], out["dbAdminUser"], out["dbName"]) == (3306, "admin", "lab")
