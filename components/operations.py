@@ -34,7 +34,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_oci as oci
 
+from components import ocimods
 from components.engines import EngineSpec
+
+# only the modules used are imported (components/ocimods.py)
+ocimods.use("ons", "notification_topic", "subscription")
+ocimods.use("monitoring", "alarm")
 
 VM_NAMESPACE = "oci_computeagent"
 # Metric names of the Oracle Cloud Agent's compute metrics (OCI docs "Compute Instance Metrics",

@@ -27,6 +27,8 @@ CORE_USED = {
     "get_images",
 }
 MYSQL_USED = {"_inputs", "outputs", "mysql_db_system"}
+ONS_USED = {"_inputs", "outputs", "notification_topic", "subscription"}  # components/operations.py
+MONITORING_USED = {"_inputs", "outputs", "alarm"}
 
 
 def _fresh(code: str) -> dict:
@@ -60,14 +62,16 @@ plan = run_program(full_keys(good_raw()), stack="dev")
 types_ = sorted({r.resource_type for r in plan.resources})
 services = [n for n in loaded("pulumi_oci.") if "." not in n]
 print(json.dumps({"core": loaded("pulumi_oci.core."), "mysql": loaded("pulumi_oci.mysql."),
+                  "ons": loaded("pulumi_oci.ons."), "monitoring": loaded("pulumi_oci.monitoring."),
                   "services": services, "types": types_, "paramiko": "paramiko" in sys.modules}))
 """
     )
     assert "oci:Core/vcn:Vcn" in got["types"] and "oci:Mysql/mysqlDbSystem:MysqlDbSystem" in got["types"]
     assert set(got["core"]) == CORE_USED
     assert set(got["mysql"]) == MYSQL_USED
+    assert set(got["ons"]) <= ONS_USED and set(got["monitoring"]) == MONITORING_USED
     # identity, database, ... are never loaded: the look-ups are raw invokes (components/lookups.py)
-    assert set(got["services"]) <= {"_utilities", "provider", "config", "core", "mysql"}
+    assert set(got["services"]) <= {"_utilities", "provider", "config", "core", "mysql", "ons", "monitoring"}
     assert not got["paramiko"]  # the connection check's SSH client is imported when a check runs, not for a plan
 
 
