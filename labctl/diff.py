@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.offline import REPO_ROOT
+from labctl.sizing import for_property
 from labctl.stackfile import load_stack_config, stack_file
 
 SECURITY_TYPES = (
@@ -195,6 +196,12 @@ def code(value: Any, table: bool = False) -> str:
     return out.replace("|", "\\|") if table else out
 
 
+def _sizing(rtype: str, path: str) -> str:
+    """ " (<key>: in place)" for a property labctl/sizing.py knows, else ""."""
+    fact = for_property(rtype, path)
+    return f" ({fact.key}: {fact.verdict})" if fact else ""
+
+
 def render_markdown(changes: list[ResourceChange], stack: str, base: str, head: str) -> str:
     counts = {k: sum(1 for c in changes if c.kind == k) for k in ("added", "removed", "changed")}
     out = [
@@ -223,7 +230,8 @@ def render_markdown(changes: list[ResourceChange], stack: str, base: str, head: 
         out += ["### Other changes", "", "| change | type | name | properties |", "|---|---|---|---|"]
         for c in rest:
             props = "<br>".join(
-                f"{code(p, True)}: {code(_short(x), True)} → {code(_short(y), True)}" for p, x, y in c.properties[:8]
+                f"{code(p, True)}: {code(_short(x), True)} → {code(_short(y), True)}{_sizing(c.type, p)}"
+                for p, x, y in c.properties[:8]
             )
             if len(c.properties) > 8:
                 props += f"<br>… {len(c.properties) - 8} more"

@@ -271,6 +271,11 @@ def monthly_cost(resources: Sequence[Any], free_tier_used: Mapping[str, float] |
         elif r.resource_type == DB_SYSTEM:
             storage = _num(props.get("dataStorageSizeInGb")) or 50.0
             new, ids = price_db_system(r.name, str(props.get("shapeName", "")), storage, free)
+        elif r.resource_type in table["operations"]["resource_types"]:
+            ops = table["operations"]
+            item = ops["resource_types"][r.resource_type]
+            note = "no charge of its own; its datapoints and deliveries fall within the Always Free allowances"
+            new, ids = [CostLine(r.name, r.resource_type, item, 1, "resource", 0.0, 0.0, True, note)], ops["sources"]
         elif r.resource_type in free_types:
             new, ids = [CostLine(r.name, r.resource_type, "network", 1, "resource", 0.0, 0.0, True, "no charge")], []
         else:

@@ -7,7 +7,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl import estimate, reach
+from labctl import estimate, reach, sizing
 from labctl.cliconfig import load_stack
 from labctl.offline import REPO_ROOT, Plan, run_program
 from policy import rules
@@ -65,6 +65,7 @@ def build_report(plan: Plan, config: dict[str, str]) -> dict[str, Any]:
         "findings": _plain(findings),
         "cost": _plain(cost),
         "criticalPath": _plain(path),
+        "sizing": sizing.plan_lines(config),
         "warnings": plan.warnings,
     }
 
@@ -127,6 +128,9 @@ def render_text(report: dict[str, Any]) -> str:
             else ("unknown" if line.get("note") == estimate.NOT_PRICED else f"${line['monthly']:.2f}")
         )
         out.append(f"  {line['name']:<28} {line['item']:<34} {price}")
+    out.append("")
+    out.append("Elastic sizing (a later `pulumi up` with a new value; OCI provider ForceNew facts, labctl/sizing.py)")
+    out += [f"  {line}" for line in report.get("sizing", [])]
     path = report["criticalPath"]
     out.append("")
     out.append(

@@ -47,6 +47,8 @@ DEFAULT_ROUTE_TABLE = "oci:Core/defaultRouteTable:DefaultRouteTable"
 INTERNET_GATEWAY = "oci:Core/internetGateway:InternetGateway"
 INSTANCE = "oci:Core/instance:Instance"
 MYSQL_DB_SYSTEM = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
+MONITORING_ALARM = "oci:Monitoring/alarm:Alarm"
+NOTIFICATION_TOPIC = "oci:Ons/notificationTopic:NotificationTopic"
 
 TCP = "6"  # OCI writes protocols as IANA numbers; "all" matches every protocol
 UDP = "17"
@@ -819,6 +821,84 @@ def check_required_tags(resources: Sequence[ResourceLike]) -> list[Finding]:
     return found
 
 
+def check_db_alarm_to_topic(resources: Sequence[ResourceLike]) -> list[Finding]:
+    """Every MySQL DB system is watched by at least one enabled alarm whose query was computed from it and whose
+    destinations include a Notifications topic of the stack.
+
+    Linked by URN (the alarm's ``propertyDependencies`` of ``query`` and ``destinations``), so the rule decides in a
+    preview of a fresh stack too, where the query (it embeds the DB system's OCID) and the topic id are unknown.
+    """
+    watched: set[str] = set()
+    for alarm in of_type(resources, MONITORING_ALARM):
+        enabled = peek(alarm.props, "isEnabled")
+        if enabled is not UNKNOWN and not truthy(enabled):
+            continue
+        topics = linked(resources, alarm, "destinations", NOTIFICATION_TOPIC)
+        dbs = linked(resources, alarm, "query", MYSQL_DB_SYSTEM)
+        # Without dependency records (a topic or DB of another stack, given as a literal id), confirm by provider
+        # ids once they are known: the topic's id among the destinations, the DB system's id in the query's filter.
+        if not topics:
+            dests = peek(alarm.props, "destinations")
+            ids = {peek(dests, i) for i in range(len(items(dests)))}
+            topics = [t for t in of_type(resources, NOTIFICATION_TOPIC) if peek_id(t) in ids]
+        if not dbs:
+            query = peek(alarm.props, "query")
+            if isinstance(query, str):
+                dbs = [d for d in of_type(resources, MYSQL_DB_SYSTEM) if (i := peek_id(d)) and f'"{i}"' in query]
+        if topics:
+            watched.update(db.urn for db in dbs)
+    return [
+        _finding(
+            "db-alarm-to-topic",
+            db,
+            "no enabled alarm watches this DB system and notifies a topic; build the stack's Operations tier "
+            "(components/operations.py): an oci.monitoring.Alarm whose query filters {resourceId = <the DB "
+            "system's id>} with destinations=[an oci.ons.NotificationTopic's id]",
+        )
+        for db in of_type(resources, MYSQL_DB_SYSTEM)
+        if db.urn not in watched
+    ]
+
+
+STUDENT_TAG = "student"
+
+
+def check_student_tag(resources: Sequence[ResourceLike]) -> list[Finding]:
+    """Every taggable OCI resource carries the freeform tag ``student``, one value for the whole stack.
+
+    Per-student metering reads cost and usage by this tag (issue 13, "metering back"); a resource without it is
+    billed to nobody. The value comes from config ``studentId`` (components/config.py ``LabConfig.tags``).
+    """
+    taggable = [r for r in resources if r.resource_type.startswith("oci:") and r.resource_type not in UNTAGGABLE_TYPES]
+    values: dict[str, int] = {}
+    for r in taggable:
+        v = get(value(r, "freeformTags"), STUDENT_TAG)
+        if isinstance(v, str) and v:
+            values[v] = values.get(v, 0) + 1
+    usual = max(values, key=lambda v: (values[v], v)) if values else None
+    found = []
+    for r in taggable:
+        v = get(value(r, "freeformTags"), STUDENT_TAG)
+        if not (isinstance(v, str) and v):
+            found.append(
+                _finding(
+                    "student-tag",
+                    r,
+                    "missing freeform tag 'student' (per-student cost reports read it); set the stack's studentId, "
+                    "e.g. `pulumi config set studentId a23-042`, and pass LabConfig.tags to the resource",
+                )
+            )
+        elif v != usual:
+            found.append(
+                _finding(
+                    "student-tag",
+                    r,
+                    f"tag student={v!r}, but the rest of the stack is tagged student={usual!r}; one stack, one student",
+                )
+            )
+    return found
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         id="security-list-no-admin-ports-from-internet",
@@ -896,6 +976,23 @@ RULES: tuple[Rule, ...] = (
         source="CIS OCI Foundations Benchmark v2.0.0 4.1 'Ensure default tags are used on resources' (same intent, "
         "with freeform tags set by the program)",
         check=check_required_tags,
+    ),
+    Rule(
+        id="db-alarm-to-topic",
+        description="Every MySQL DB system has an enabled Monitoring alarm on it that notifies a Notifications topic.",
+        level=ADVISORY,
+        source="CIS OCI Foundations Benchmark v2.0.0 section 4 'Logging and Monitoring' (its 'Ensure a notification is "
+        "configured for ...' controls route what matters to a Notifications topic); same intent applied to the "
+        "database's health (issue 13, 'proactive alerting')",
+        check=check_db_alarm_to_topic,
+    ),
+    Rule(
+        id="student-tag",
+        description="OCI resources carry the freeform tag student, one value per stack (per-student metering).",
+        level=ADVISORY,
+        source="CIS OCI Foundations Benchmark v2.0.0 4.1 'Ensure default tags are used on resources' (same intent); "
+        "OCI cost-tracking tags (issue 13 'metering that sets usage parameters per tenant')",
+        check=check_student_tag,
     ),
 )
 

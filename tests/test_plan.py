@@ -21,6 +21,7 @@ TOP = {
     "findings",
     "cost",
     "criticalPath",
+    "sizing",
     "warnings",
 }
 SUMMARY = {
@@ -128,3 +129,16 @@ def test_bad_config_and_missing_stack_are_clear(tmp_path, capsys):
     code, _, err = run(capsys, "--stack", "bad", "--config", str(f))
     assert code == 1 and "oci-dblab:compartmentId: 'nope' is not an OCID" in err
     assert "oci-dblab:sshPublicKey: the value starts with 'x'" in err
+
+
+def test_plan_states_the_operations_cost_and_elastic_sizing(default_json, capsys):
+    _, doc = default_json
+    ops = [ln for ln in doc["cost"]["lines"] if ln["resource_type"].startswith(("oci:Monitoring", "oci:Ons"))]
+    assert {ln["item"] for ln in ops} == {"Monitoring alarm", "Notifications topic"}
+    assert len(ops) == 8 and all(ln["free"] and ln["monthly"] == 0.0 for ln in ops)
+    assert any("500 million ingestion datapoints" in s for s in doc["cost"]["sources"])
+    assert doc["sizing"][0].startswith("appShape") and any(s.startswith("dbShape") for s in doc["sizing"])
+    assert main(["plan"]) == 0
+    text = capsys.readouterr().out
+    assert "Elastic sizing" in text and "dbStorageGbs (now 50): changes in place" in text
+    assert "lab-ops-vm-down" in text and "Monitoring alarm" in text

@@ -68,12 +68,17 @@ def test_default_plan_has_no_findings(plan):
 
 def test_rules_are_well_formed():
     ids = [r.id for r in RULES]
-    assert len(ids) == len(set(ids)) == 9
+    assert len(ids) == len(set(ids)) == 11
     for r in RULES:
         assert r.level in (MANDATORY, ADVISORY), r.id
         assert r.description.endswith(".") and r.check.__doc__, r.id
         assert any(s in r.source for s in ("CIS OCI", "checkov CKV_OCI_", "steampipe", "oci-dblab")), r.id
-    assert {r.id for r in RULES if r.level == ADVISORY} == {"db-backups-enabled", "required-tags"}
+    assert {r.id for r in RULES if r.level == ADVISORY} == {
+        "db-backups-enabled",
+        "required-tags",
+        "db-alarm-to-topic",
+        "student-tag",
+    }
 
 
 def test_every_cited_checkov_id_is_one_we_confirmed():
@@ -333,3 +338,57 @@ def test_pack_files():
     main = (POLICY_DIR / "__main__.py").read_text()
     compile(main, "policy/__main__.py", "exec")
     assert "StackValidationPolicy(" in main and "from policy.rules import" in main and "report_violation(" in main
+
+
+# --- operations: every DB has an alarm to a topic; every resource carries the student tag ------------------------
+
+
+def _without_db_alarms(rs: Resources) -> None:
+    rs[:] = [r for r in rs if not (r.resource_type == rules.MONITORING_ALARM and "-db-" in r.name)]
+
+
+def _alarms_to_nowhere(rs: Resources) -> None:
+    for r in rs:
+        if r.resource_type == rules.MONITORING_ALARM:
+            r.props["destinations"] = []
+            r.property_dependencies["destinations"] = []
+
+
+def _db_alarms_disabled(rs: Resources) -> None:
+    for r in rs:
+        if r.resource_type == rules.MONITORING_ALARM:
+            r.props["isEnabled"] = False
+
+
+@pytest.mark.parametrize("change", [_without_db_alarms, _alarms_to_nowhere, _db_alarms_disabled])
+def test_a_db_without_an_alarm_to_a_topic_is_reported(plan, change):
+    found = [f for f in evaluate(mutated(plan, change)) if f.rule == "db-alarm-to-topic"]
+    assert [(f.name, f.level) for f in found] == [("lab-mysql", ADVISORY)]
+    assert "NotificationTopic" in found[0].message
+
+
+def test_an_alarm_on_the_vm_only_does_not_count_for_the_db(plan):
+    def only_vm(rs: Resources) -> None:
+        _without_db_alarms(rs)
+        assert any(r.resource_type == rules.MONITORING_ALARM for r in rs)  # the VM's alarms are still there
+
+    assert ("db-alarm-to-topic", "lab-mysql") in pairs(mutated(plan, only_vm))
+
+
+def test_student_tag_missing_or_inconsistent_is_reported(plan):
+    def untag_vm(rs: Resources) -> None:
+        del named(rs, "lab-vm").props["freeformTags"]["student"]
+
+    def other_student(rs: Resources) -> None:
+        named(rs, "lab-ops-topic").props["freeformTags"]["student"] = "a23-999"
+
+    missing = [f for f in evaluate(mutated(plan, untag_vm)) if f.rule == "student-tag"]
+    assert [(f.name, f.level) for f in missing] == [("lab-vm", ADVISORY)] and "studentId" in missing[0].message
+    odd = [f for f in evaluate(mutated(plan, other_student)) if f.rule == "student-tag"]
+    assert [f.name for f in odd] == ["lab-ops-topic"] and "'a23-042'" in odd[0].message
+
+
+def test_a_stack_without_student_id_is_reported_on_every_resource():
+    p = plan_of(studentId=None)
+    found = {f.name for f in evaluate(p.resources) if f.rule == "student-tag"}
+    assert {"lab-vm", "lab-mysql", "lab-vcn", "lab-ops-topic"} <= found

@@ -78,6 +78,14 @@ def _backups_off(rs: Resources) -> None:
     db.props["backupPolicy"] = {"isEnabled": False}
 
 
+def _db_alarms_removed(rs: Resources) -> None:
+    rs[:] = [r for r in rs if not (r.resource_type == "oci:Monitoring/alarm:Alarm" and "-db-" in r.name)]
+
+
+def _vm_untagged(rs: Resources) -> None:
+    del named(rs, "lab-vm").props["freeformTags"]["student"]
+
+
 def _nothing(rs: Resources) -> None:
     pass
 
@@ -104,6 +112,8 @@ CASES: list[tuple[str, str, Change, set[tuple[str, str, str]]]] = [
     ("password-without-secret-marking", "default", _password_unmarked, {(PASSWORD, "lab-mysql", MANDATORY)}),
     ("default-security-list-unmanaged", "default", _unmanaged_default_sl, {(DEFAULT_SL, "lab-vcn", MANDATORY)}),
     ("backups-off", "default", _backups_off, {("db-backups-enabled", "lab-mysql", ADVISORY)}),
+    ("db-without-alarm", "default", _db_alarms_removed, {("db-alarm-to-topic", "lab-mysql", ADVISORY)}),
+    ("vm-without-student-tag", "default", _vm_untagged, {("student-tag", "lab-vm", ADVISORY)}),
 ]
 
 TABLE = [(c[0], form, *c[1:]) for c in CASES for form in FORMS]

@@ -1,0 +1,99 @@
+"""Elastic sizing: which size keys change a running lab in place and which would replace a resource.
+
+Facts from the OCI Terraform provider that pulumi-oci 5.5.0 wraps (oracle/terraform-provider-oci v8.28.0): a
+property without ``ForceNew`` in the resource schema is sent to the service's Update call; one with ``ForceNew``
+makes the engine delete and recreate the resource (and, for a DB system, its data). Each row cites the schema line
+and the update code. ``labctl plan`` prints these rows for the stack's sizing keys; ``labctl diff`` marks each changed
+property it finds here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+INSTANCE = "oci:Core/instance:Instance"
+DB_SYSTEM = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
+PROVIDER = "terraform-provider-oci v8.28.0"
+
+
+@dataclass(frozen=True)
+class SizingFact:
+    key: str  # config key
+    resource_type: str
+    prop: str  # the property path as labctl diff flattens it
+    in_place: bool
+    source: str
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return "in place" if self.in_place else "REPLACES the resource"
+
+
+SIZING: tuple[SizingFact, ...] = (
+    SizingFact(
+        "appShape",
+        INSTANCE,
+        "shape",
+        True,
+        f"{PROVIDER} internal/service/core/core_instance_resource.go:795 `shape` Optional+Computed, no ForceNew; "
+        "sent in UpdateInstance by updateOptionsViaWorkRequest (:4244, shape at :4263)",
+    ),
+    SizingFact(
+        "appOcpus",
+        INSTANCE,
+        "shapeConfig.ocpus",
+        True,
+        f"{PROVIDER} internal/service/core/core_instance_resource.go:831 `shape_config.ocpus` no ForceNew; "
+        "sent in UpdateInstance by updateOptionsViaWorkRequest (:4244, shape_config at :4282)",
+        "Flex shapes only",
+    ),
+    SizingFact(
+        "appMemoryGbs",
+        INSTANCE,
+        "shapeConfig.memoryInGbs",
+        True,
+        f"{PROVIDER} internal/service/core/core_instance_resource.go:821 `shape_config.memory_in_gbs` no ForceNew; "
+        "sent in UpdateInstance by updateOptionsViaWorkRequest (:4244, shape_config at :4282)",
+        "Flex shapes only",
+    ),
+    SizingFact(
+        "dbShape",
+        DB_SYSTEM,
+        "shapeName",
+        True,
+        f"{PROVIDER} internal/service/mysql/mysql_mysql_db_system_resource.go:54 `shape_name` Required, no ForceNew; "
+        "sent in UpdateDbSystem by Update (:1653, shape_name at :1871)",
+    ),
+    SizingFact(
+        "dbStorageGbs",
+        DB_SYSTEM,
+        "dataStorageSizeInGb",
+        True,
+        f"{PROVIDER} internal/service/mysql/mysql_mysql_db_system_resource.go:237 `data_storage_size_in_gb` "
+        "Optional+Computed, no ForceNew; sent in UpdateDbSystem by Update (:1653, at :1715)",
+        "MySQL.Free has a fixed 50 GB (config refuses another size)",
+    ),
+)
+BY_KEY: dict[str, SizingFact] = {f.key: f for f in SIZING}
+BY_PROPERTY: dict[tuple[str, str], SizingFact] = {(f.resource_type, f.prop): f for f in SIZING}
+
+
+def for_property(resource_type: str, path: str) -> SizingFact | None:
+    """The sizing fact for a changed property (``labctl diff``), or None when it is not a sizing property."""
+    return BY_PROPERTY.get((resource_type, path))
+
+
+def plan_lines(config: Mapping[str, str]) -> list[str]:
+    """``labctl plan``'s "Elastic sizing" lines for a stack's full-key config (``oci-dblab:appShape`` ...)."""
+    shape = str(config.get("oci-dblab:appShape") or "VM.Standard.E2.1.Micro")
+    out = []
+    for f in SIZING:
+        if f.key in ("appOcpus", "appMemoryGbs") and not shape.endswith(".Flex"):
+            continue  # only Flex shapes have them (components/config.py refuses them otherwise)
+        value = config.get(f"oci-dblab:{f.key}")
+        shown = f" (now {value})" if value not in (None, "") else ""
+        extra = f"; {f.note}" if f.note else ""
+        out.append(f"{f.key}{shown}: changes {f.verdict}{extra}")
+    return out
