@@ -103,6 +103,7 @@ PRELOAD_PROGRAM = (
     "components.network",
     "components.compute",
     "components.database",
+    "components.operations",
     "components.envfile",
     "components.lookups",
     "labctl.reach",
