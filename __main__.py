@@ -80,6 +80,7 @@ ops = Operations(
         name_prefix=cfg.name_prefix,
         tags=cfg.tags,
         alert_email=cfg.alert_email,
+        lab_hours=cfg.lab_hours,
     ),
 )
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from components import netplan, portable
 from components.engines import ENGINES, PLANNED_ENGINES, EngineSpec
+from components.labhours import LabHours, LabHoursError, parse_lab_hours
 
 PROJECT = "oci-dblab"
 
@@ -284,6 +285,16 @@ SETTINGS: tuple[Setting, ...] = (
         "EMAIL_RE",
         derived="none",
     ),
+    Setting(
+        "labHours",
+        "string",
+        "",
+        "Mon-Fri 07:00-17:00 Asia/Jakarta",
+        "When the lab is used: the app VM is stopped outside these hours and started at their beginning (Resource "
+        'Scheduler); "" = always on.',
+        "components.labhours.parse_lab_hours",
+        derived="always on",
+    ),
 )
 SCHEMA: dict[str, Setting] = {s.key: s for s in SETTINGS}
 # The default of each key as the program sees it (None: required); "" = derive it.
@@ -401,6 +412,7 @@ class LabConfig:
     instructor_cidr: str | None = None
     availability_domain: str | None = None  # None: picked automatically
     alert_email: str | None = None  # None: alarms go to the topic only
+    lab_hours: LabHours | None = None  # None: the VM is always on
     db_password: str | None = field(default=None, repr=False)  # never in repr, logs or errors
     warnings: tuple[str, ...] = ()
 
@@ -861,6 +873,15 @@ def parse_config(
         problems.append(Problem("sshPrivateKeyPath", f"'{key_path}' is a public key; give the private key beside it"))
     timeout = _number(problems, "checkTimeoutSeconds", get("checkTimeoutSeconds") or "600", 10, 3600)
     check = _bool(problems, "connectionCheck", get("connectionCheck") or "true")
+    hours_text = get("labHours")
+    hours = None
+    if hours_text is not None:
+        try:
+            hours = parse_lab_hours(hours_text)
+        except LabHoursError as e:
+            # the parser's message quotes parts of the value: never for a secret one
+            why = "the secret value is not '<days> <HH:MM>-<HH:MM> <time zone>'" if "labHours" in secret else str(e)
+            problems.append(Problem("labHours", why))
     email = get("alertEmail")
     if email is not None:
         email = email.strip()
@@ -906,6 +927,7 @@ def parse_config(
         connection_check=check,
         availability_domain=ad,
         alert_email=email,
+        lab_hours=hours,
         db_password=password,
         warnings=tuple(warnings),
     )

@@ -36,6 +36,7 @@ import pulumi_oci as oci
 
 from components import ocimods
 from components.engines import EngineSpec
+from components.labhours import LabHours
 
 # only the modules used are imported (components/ocimods.py)
 ocimods.use("ons", "notification_topic", "subscription")
@@ -372,6 +373,7 @@ class OperationsArgs:
     name_prefix: str
     tags: dict[str, str]
     alert_email: str | None = None
+    lab_hours: LabHours | None = None  # None: the VM is always on
 
 
 class Operations(pulumi.ComponentResource):
@@ -410,6 +412,14 @@ class Operations(pulumi.ComponentResource):
             )
         db = db_alarm_specs(args.engine, args.db_shape, args.db_storage_gbs)
         vm = vm_alarm_specs(args.app_shape)
+        if args.lab_hours is not None:
+            # The VM is stopped on purpose outside lab hours; an absence alarm cannot tell that from a crash.
+            vm.specs = [s for s in vm.specs if s.statistic != "absent"]
+            vm.warnings.append(
+                "labHours is set: no vm-down alarm (the VM is stopped on purpose outside lab hours, and an absence "
+                "alarm cannot tell that from a crash)"
+            )
+            self._lab_hours(name, args)
         for w in db.warnings + vm.warnings:
             pulumi.log.warn(w)
         self.alarm_names = []
@@ -435,3 +445,57 @@ class Operations(pulumi.ComponentResource):
                 self.alarm_names.append(alarm_name)
         self.topic_id = topic.id
         self.register_outputs({"topicId": self.topic_id, "alarms": self.alarm_names})
+
+    def _lab_hours(self, name: str, args: OperationsArgs) -> None:
+        """Resource Scheduler schedules that start the VM when lab hours begin and stop it when they end, and the IAM
+        policy that lets exactly these two schedules act on instances (a schedule has no permission of its own:
+        OCI docs "Resource Scheduler Example Policies", https://docs.oracle.com/iaas/Content/resource-scheduler/
+        references/example_policies.htm, "Allow any-user to manage <resource_type> in compartment id <ocid>
+        where ..." with request.principal.type='resourceschedule' and the schedule's id; `instances` is the IAM
+        resource type of compute instances)."""
+        ocimods.use("resourcescheduler", "schedule")  # only with labHours (components/ocimods.py)
+        ocimods.use("identity", "policy")
+        hours = args.lab_hours
+        assert hours is not None
+        child = pulumi.ResourceOptions(parent=self)
+        schedules = []
+        for what, action, cron in (
+            ("start", "START_RESOURCE", hours.start_cron),
+            ("stop", "STOP_RESOURCE", hours.stop_cron),
+        ):
+            schedules.append(
+                oci.resourcescheduler.Schedule(
+                    f"{name}-vm-{what}",
+                    compartment_id=args.compartment_id,
+                    action=action,
+                    recurrence_type="CRON",
+                    recurrence_details=cron,
+                    local_time_zone=hours.time_zone,
+                    display_name=f"{args.name_prefix}-vm-{what}",
+                    description=f"oci-dblab: {what} the app VM (labHours)",
+                    resources=[oci.resourcescheduler.ScheduleResourceArgs(id=args.app_instance_id)],
+                    freeform_tags=args.tags,
+                    opts=child,
+                )
+            )
+        # A policy in the tenancy's root compartment names the tenancy itself as "tenancy", not by OCID.
+        scope = (
+            "tenancy" if args.compartment_id.startswith("ocid1.tenancy.") else f"compartment id {args.compartment_id}"
+        )
+        oci.identity.Policy(
+            f"{name}-schedules-policy",
+            compartment_id=args.compartment_id,
+            name=f"{args.name_prefix}-lab-hours",
+            description="oci-dblab: lets this lab's two Resource Scheduler schedules start and stop its VM",
+            statements=[
+                pulumi.Output.concat(
+                    f"Allow any-user to manage instances in {scope} where all "
+                    "{request.principal.type='resourceschedule', request.principal.id='",
+                    s.id,
+                    "'}",
+                )
+                for s in schedules
+            ],
+            freeform_tags=args.tags,
+            opts=child,
+        )

@@ -1,0 +1,87 @@
+"""``labHours``: when a lab is in use, e.g. ``Mon-Fri 07:00-17:00 Asia/Jakarta`` (pure; no Pulumi).
+
+Outside these hours the app VM is stopped, and started again at their beginning, by OCI Resource Scheduler schedules
+(components/operations.py). A schedule with ``recurrence_type`` CRON takes a UNIX cron expression, and
+``local_time_zone`` is the IANA time zone it is evaluated in (pulumi_oci 5.5.0 resourcescheduler/schedule.py:
+"IANA timezone identifier (e.g., 'America/New_York', 'UTC', 'Europe/London')"), so the hours stay local through
+daylight-saving changes. The zone is checked against the IANA database Python reads (``zoneinfo``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+EXAMPLE = "Mon-Fri 07:00-17:00 Asia/Jakarta"
+_RE = re.compile(r"^(?P<days>\S+)\s+(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})\s+(?P<tz>\S+)\Z")
+
+
+class LabHoursError(ValueError):
+    """Why a labHours value cannot be used (the message names the part that is wrong)."""
+
+
+@dataclass(frozen=True)
+class LabHours:
+    days: tuple[int, ...]  # 0 = Monday ... 6 = Sunday, ascending
+    start: tuple[int, int]  # (hour, minute), local time
+    end: tuple[int, int]
+    time_zone: str  # IANA name
+
+    def _cron(self, at: tuple[int, int]) -> str:
+        # minute hour day-of-month month day-of-week; UNIX cron counts the week from 0 = Sunday
+        dow = ",".join(str((d + 1) % 7) for d in self.days)
+        return f"{at[1]} {at[0]} * * {dow}"
+
+    @property
+    def start_cron(self) -> str:
+        return self._cron(self.start)
+
+    @property
+    def stop_cron(self) -> str:
+        return self._cron(self.end)
+
+    @property
+    def hours_per_week(self) -> float:
+        minutes = (self.end[0] * 60 + self.end[1]) - (self.start[0] * 60 + self.start[1])
+        return len(self.days) * minutes / 60
+
+
+def _days(text: str) -> tuple[int, ...]:
+    found: set[int] = set()
+    for part in text.split(","):
+        ends = part.split("-")
+        if len(ends) > 2 or not all(e.capitalize() in DAYS for e in ends):
+            raise LabHoursError(f"days '{text}' are not like Mon-Fri or Mon,Wed,Fri (day names {', '.join(DAYS)})")
+        lo, hi = DAYS.index(ends[0].capitalize()), DAYS.index(ends[-1].capitalize())
+        if hi < lo:
+            raise LabHoursError(f"day range '{part}' runs backwards; write it from the earlier day, e.g. Mon-Fri")
+        found.update(range(lo, hi + 1))
+    return tuple(sorted(found))
+
+
+def _time(text: str, what: str) -> tuple[int, int]:
+    h, m = (int(x) for x in text.split(":"))
+    if not (0 <= h <= 23 and 0 <= m <= 59):
+        raise LabHoursError(f"{what} time {text} is not a time of day (00:00-23:59)")
+    return h, m
+
+
+def parse_lab_hours(text: str) -> LabHours:
+    """``text`` as ``LabHours``, or ``LabHoursError`` saying which part is wrong."""
+    m = _RE.match(text.strip())
+    if not m:
+        raise LabHoursError(f"'{text}' is not '<days> <HH:MM>-<HH:MM> <time zone>'")
+    days = _days(m["days"])
+    start, end = _time(m["start"], "start"), _time(m["end"], "end")
+    if end <= start:
+        raise LabHoursError(
+            f"the hours {m['start']}-{m['end']} end before they start; lab hours lie within one day (no overnight)"
+        )
+    tz = m["tz"]
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise LabHoursError(f"'{tz}' is not an IANA time zone (e.g. Asia/Jakarta, Europe/Berlin, UTC)") from None
+    return LabHours(days, start, end, tz)
