@@ -8,10 +8,12 @@
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
+# checkov has its own virtualenv: its pins conflict with pulumi's (requirements-checkov.txt holds the one pin)
+CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: venv pulumi-cli backend-check stack up preview destroy test lint plan bench services lab lab-down
+.PHONY: venv checkov pulumi-cli backend-check stack up preview destroy test lint plan bench services lab lab-down
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +22,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+checkov: $(CHECKOV_VENV)/.installed
 
 pulumi-cli:
 	@command -v pulumi >/dev/null 2>&1 || { \
@@ -53,7 +62,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: venv services lint
+test: venv checkov services lint
 	$(VENV)/bin/python -m pytest
 
 plan: venv

@@ -64,6 +64,13 @@ class AppServer(pulumi.ComponentResource):
             metadata={"ssh_authorized_keys": args.ssh_public_key, "user_data": user_data_b64()},
             # Only the v2 metadata endpoint (needs a header), which blunts SSRF against instance credentials.
             instance_options=oci.core.InstanceInstanceOptionsArgs(are_legacy_imds_endpoints_disabled=True),
+            # Boot volume encrypted in transit (CIS OCI v3.0.0 3.3, checkov CKV_OCI_4). OCI supports it for
+            # paravirtualized attachments on VM shapes launched from platform images (docs.oracle.com, Block Volume
+            # Encryption; the image capability Storage.ParaVirtualization.EncryptionInTransit), which is every shape
+            # components/config.py allows with the default Oracle Linux image. In launch_options (not the top-level
+            # field) because the provider updates it in place there (terraform-provider-oci core_instance_resource.go:
+            # launch_options.is_pv_encryption_in_transit_enabled has no ForceNew; the top-level one has).
+            launch_options=oci.core.InstanceLaunchOptionsArgs(is_pv_encryption_in_transit_enabled=True),
             freeform_tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,

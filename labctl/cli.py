@@ -25,6 +25,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     except ProgramError as e:
         print(f"labctl plan: the program failed for stack '{args.stack}':\n{e}", file=sys.stderr)
         return EXIT_FAILED
+    if args.format == "tfplan":  # an export for scanners (checkov, trivy, conftest): they give the verdicts
+        from labctl.tfplan import render as render_tfplan
+
+        print(render_tfplan(plan))
+        return EXIT_OK
     report = build_report(plan, config)
     print(render(report, args.format))
     return EXIT_OK if report["ok"] else EXIT_FAILED
@@ -272,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="plan a stack offline: resource tree, reachability, policy, cost, critical path")
     p.add_argument("--stack", default="dev", help="stack name; reads Pulumi.<stack>.yaml (default: dev)")
     p.add_argument("--config", type=Path, help="stack settings file to use instead of Pulumi.<stack>.yaml")
-    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("--format", choices=("text", "json", "markdown", "tfplan"), default="text")
     p.add_argument("--project-dir", default=str(REPO_ROOT), help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_plan)
 

@@ -698,6 +698,47 @@ def check_legacy_imds_disabled(resources: Sequence[ResourceLike]) -> list[Findin
     return found
 
 
+def check_boot_volume_in_transit_encryption(resources: Sequence[ResourceLike]) -> list[Finding]:
+    """Every instance encrypts its boot volume's paravirtualized attachment in transit.
+
+    Checked where checkov checks it, ``launchOptions.isPvEncryptionInTransitEnabled`` (Terraform
+    ``launch_options[0].is_pv_encryption_in_transit_enabled``); the top-level ``isPvEncryptionInTransitEnabled``
+    (set at launch only) counts too.
+    """
+    found = []
+    for inst in of_type(resources, INSTANCE):
+        opts = value(inst, "launchOptions")
+        if truthy(get(opts, "isPvEncryptionInTransitEnabled", False)) or truthy(
+            value(inst, "isPvEncryptionInTransitEnabled")
+        ):
+            continue
+        found.append(
+            _finding(
+                "boot-volume-in-transit-encryption",
+                inst,
+                "the boot volume is not encrypted in transit; set launch_options=InstanceLaunchOptionsArgs("
+                "is_pv_encryption_in_transit_enabled=True) (VM shapes with platform images support it)",
+            )
+        )
+    return found
+
+
+def check_instance_monitoring_enabled(resources: Sequence[ResourceLike]) -> list[Finding]:
+    """No instance turns off the Oracle Cloud Agent's monitoring plugin (OCI's default is on)."""
+    found = []
+    for inst in of_type(resources, INSTANCE):
+        if truthy(get(value(inst, "agentConfig"), "isMonitoringDisabled", False)):
+            found.append(
+                _finding(
+                    "instance-monitoring-enabled",
+                    inst,
+                    "agent_config.is_monitoring_disabled=True turns off the instance's metrics (CPU, memory, "
+                    "disk, network) that alarms and the class dashboard read; remove it",
+                )
+            )
+    return found
+
+
 # Passes without a backup policy: OCI refuses one for an Always Free DB system ("Cannot specify backup policy with
 # 'CreateDbSystem' operation for an Always Free DB system") and backs it up automatically, keeping each backup 1 day
 # (public apply log, mlinxfeld/terraform-oci-fk-heatwave training/lesson1_free_tier_mds/README.md: backup_policy
@@ -951,6 +992,22 @@ RULES: tuple[Rule, ...] = (
         source="CIS OCI Foundations Benchmark v2.0.0 3.1 'Ensure Compute Instance Legacy Metadata service endpoint "
         "is disabled'; checkov CKV_OCI_5",
         check=check_legacy_imds_disabled,
+    ),
+    Rule(
+        id="boot-volume-in-transit-encryption",
+        description="Compute instances encrypt their boot volume's paravirtualized attachment in transit.",
+        level=MANDATORY,
+        source="CIS OCI Foundations Benchmark v3.0.0 3.3 'Ensure In-transit Encryption is enabled on Compute "
+        "Instance' (Level 1); checkov CKV_OCI_4",
+        check=check_boot_volume_in_transit_encryption,
+    ),
+    Rule(
+        id="instance-monitoring-enabled",
+        description="Compute instances keep the Oracle Cloud Agent monitoring plugin on.",
+        level=ADVISORY,
+        source="checkov CKV_OCI_6 'Ensure OCI Compute Instance has monitoring enabled'; no CIS OCI control "
+        "(CIS OCI v3.0.0 section 3 Compute has only 3.1-3.3)",
+        check=check_instance_monitoring_enabled,
     ),
     Rule(
         id="password-inputs-secret",

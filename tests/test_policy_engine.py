@@ -86,6 +86,10 @@ def _vm_untagged(rs: Resources) -> None:
     del named(rs, "lab-vm").props["freeformTags"]["student"]
 
 
+def _in_transit_off(rs: Resources) -> None:
+    named(rs, "lab-vm").props["launchOptions"]["isPvEncryptionInTransitEnabled"] = False
+
+
 def _nothing(rs: Resources) -> None:
     pass
 
@@ -114,6 +118,12 @@ CASES: list[tuple[str, str, Change, set[tuple[str, str, str]]]] = [
     ("backups-off", "default", _backups_off, {("db-backups-enabled", "lab-mysql", ADVISORY)}),
     ("db-without-alarm", "default", _db_alarms_removed, {("db-alarm-to-topic", "lab-mysql", ADVISORY)}),
     ("vm-without-student-tag", "default", _vm_untagged, {("student-tag", "lab-vm", ADVISORY)}),
+    (
+        "boot-volume-not-encrypted-in-transit",
+        "default",
+        _in_transit_off,
+        {("boot-volume-in-transit-encryption", "lab-vm", MANDATORY)},
+    ),
 ]
 
 TABLE = [(c[0], form, *c[1:]) for c in CASES for form in FORMS]
