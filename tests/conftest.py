@@ -82,3 +82,37 @@ def instructor_yaml(key_path: str = "~/.ssh/course_ed25519", cidr: str = "198.51
     return (
         f"instructorSshPublicKey: {INSTRUCTOR_PUB}\ninstructorSshPrivateKeyPath: {key_path}\ninstructorCidr: {cidr}\n"
     )
+
+
+# --- real servers stay on Linux ----------------------------------------------------------------------------
+# Tests that start real servers (MariaDB/PostgreSQL/OpenSSH from tests/servers.py on loopback) need Linux as root.
+# They run in `make test` (.ci/run, pr-offline.yml); the macOS/Windows matrix (.github/workflows/laptop-matrix.yml)
+# deselects them with -m "not real_servers". A test gets the marker when it, or a fixture it uses that is defined in
+# its own module, names a server class of tests.servers (one with a start()); mark anything else by hand with
+# @pytest.mark.real_servers.
+
+
+def _server_names(module: object) -> set[str]:
+    return {
+        name
+        for name, value in vars(module).items()
+        if isinstance(value, type) and value.__module__ == "tests.servers" and callable(getattr(value, "start", None))
+    }
+
+
+def uses_real_servers(item: pytest.Item) -> bool:
+    module = getattr(item, "module", None)
+    names = _server_names(module) if module is not None else set()
+    if not names:
+        return False
+    info = getattr(item, "_fixtureinfo", None)
+    funcs = [getattr(item, "function", None)]
+    if info is not None:
+        funcs += [d.func for group in info.name2fixturedefs.values() for d in group]
+    return any(names & set(getattr(getattr(f, "__code__", None), "co_names", ())) for f in funcs if f is not None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if uses_real_servers(item):
+            item.add_marker(pytest.mark.real_servers)

@@ -114,8 +114,9 @@ def activate(environ: dict[str, str], venv: Path) -> dict[str, str]:
 def clean_environ() -> dict[str, str]:
     """The user's shell: no trace of the test run's own venv or of this checkout on the import path."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
-    own_bin = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and p != own_bin)
+    if sys.prefix != sys.base_prefix:  # the tests run in a venv: take its bin dir off PATH
+        own_bin = str(Path(sys.executable).parent)
+        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and p != own_bin)
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return env
 

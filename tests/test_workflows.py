@@ -25,7 +25,7 @@ def actionlint(*files: Path) -> subprocess.CompletedProcess:
 
 def test_actionlint_passes_on_every_workflow():
     files = sorted(WORKFLOWS.glob("*.yml"))
-    assert len(files) == 2
+    assert len(files) == 3
     proc = actionlint(*files)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -59,3 +59,49 @@ def test_preview_workflow_uses_pulumi_actions_with_policy_pack_same_repo_only():
     w = step["with"]
     assert w["command"] == "preview" and w["comment-on-pr"] is True and w["diff"] is True
     assert w["policyPacks"] == "policy" and w["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}"
+
+
+def test_laptop_matrix_runs_the_offline_suite_on_three_oses_without_real_servers():
+    wf = load("laptop-matrix.yml")
+    job = wf["jobs"]["offline-suite"]
+    assert job["strategy"]["matrix"]["os"] == ["ubuntu-latest", "macos-latest", "windows-latest"]
+    assert job["runs-on"] == "${{ matrix.os }}" and job["strategy"]["fail-fast"] is False
+    runs = [s.get("run", "") for s in job["steps"]]
+    assert not any("make" in r.split() for r in runs)  # a student's laptop has no make
+    [pytest_run] = [r for r in runs if "pytest" in r]
+    assert '-m "not real_servers"' in pytest_run
+    assert "secrets." not in (WORKFLOWS / "laptop-matrix.yml").read_text()
+
+
+def test_real_server_tests_are_marked_and_stay_in_make_test():
+    """The marker the matrix deselects lands on exactly the tests that start MariaDB/sshd, and `make test` (plain
+    `pytest`) does not deselect it."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-m",
+            "real_servers",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_envfile.py",
+            "tests/test_provider_host.py",
+            "tests/test_portable.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    marked = {line.split("[")[0] for line in proc.stdout.splitlines() if "::" in line}
+    assert "tests/test_envfile.py::test_create_writes_both_env_files_0600_and_the_check_passes" in marked
+    assert "tests/test_provider_host.py::test_a_stacks_life_up_same_update_refresh_destroy" in marked
+    assert "tests/test_envfile.py::test_check_fills_defaults_and_normalises_numbers" not in marked  # no server
+    assert "tests/test_provider_host.py::test_the_host_answers_configure_as_the_engine_expects" not in marked
+    assert not any(m.startswith("tests/test_portable.py") for m in marked)
+    makefile = (ROOT / "Makefile").read_text()
+    assert "real_servers" not in makefile  # make test (= .ci/run) deselects nothing
