@@ -89,7 +89,7 @@ def instructor_yaml(key_path: str = "~/.ssh/course_ed25519", cidr: str = "198.51
 # They run in `make test` (.ci/run, pr-offline.yml); the macOS/Windows matrix (.github/workflows/laptop-matrix.yml)
 # deselects them with -m "not real_servers". A test gets the marker when it, or a fixture it uses that is defined in
 # its own module, names a server class of tests.servers (one with a start()); mark anything else by hand with
-# @pytest.mark.real_servers.
+# @pytest.mark.real_servers (test_local_lab.py does, for its network namespaces).
 
 
 def _server_names(module: object) -> set[str]:

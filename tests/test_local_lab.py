@@ -23,6 +23,9 @@ from labctl.local import command, drills, netns, servers
 from policy import rules
 from policy.rules import SECURITY_LIST
 
+# Linux as root only (namespaces, nftables, sshd, MariaDB): deselected on the macOS/Windows matrix, run by make test.
+pytestmark = pytest.mark.real_servers
+
 RUN_ID = re.compile(r"\(run ([0-9a-f]{6})")
 
 
