@@ -64,7 +64,6 @@ class PeakPss:
     def __init__(self) -> None:
         self.peak = 0.0
         self.kind = ""
-        self.own_cpu = 0.0
         self.cpu: dict[int, float] = {}  # pid -> CPU seconds (user+sys) last seen, from /proc/<pid>/stat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -81,7 +80,6 @@ class PeakPss:
         while not self._stop.is_set():
             self.sample_once()
             self._stop.wait(0.05)
-        self.own_cpu = time.thread_time()  # the sampler's CPU, not labctl's
 
     def sample_once(self) -> None:
         total, kinds = 0.0, set()
@@ -147,21 +145,19 @@ def main() -> None:
             runner = OfflineRunner(processes=args.parallel)  # a new pool: worker start-up is part of the figure
             quiet = Console(file=open(os.devnull, "w"))  # noqa: SIM115
             with PeakPss() as mem:
-                t, parent0 = time.perf_counter(), time.process_time()
+                t = time.perf_counter()
                 opts = ClassOptions("preview", Path(d), parallel=runner.processes)
                 res = run_class(jobs[:n], runner, opts, console=quiet)
                 wall = time.perf_counter() - t
                 mem.sample_once()
-                parent = time.process_time() - parent0
                 runner.close()
         # CPU of the forkserver's children (the workers; the forkserver's own preload is paid once per labctl run)
         cpu = sum(mem.cpu.values())
-        parent -= mem.own_cpu
         per = statistics.median(r.seconds for r in res.results) * 1000
         print(
             f"class of {n:>3} (offline, --parallel {args.parallel} -> {runner.processes} {runner.start_method} "
             f"workers): wall {wall:.2f} s = {wall / n * 1000:.0f} ms/student, "
-            f"CPU: labctl {parent:.2f} s, its children {cpu:.2f} s "
+            f"CPU of labctl's children {cpu:.2f} s "
             f"(/ {runner.processes} = {cpu / runner.processes:.2f} s); "
             f"per-stack median {per:.0f} ms vs {med:.0f} ms in process; peak {mem.kind} of labctl and its workers "
             f"{mem.peak:.0f} MiB; {runner.memory_summary()}; all ok: {res.ok}; target {targets.get(n, '-')}; {load()}"
