@@ -212,3 +212,25 @@ def test_pulumi_yaml_is_parsed_once_per_file_version(tmp_path):
     os.utime(tmp_path / "Pulumi.yaml", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     second = load_project(tmp_path)
     assert second is not first and second.name == "oci-dblab2" and first.name == "oci-dblab"
+
+
+def test_labctl_class_offline_caps_parallel_and_reports_worker_memory(tmp_path, capsys):
+    import re
+
+    from labctl.cli import main
+    from labctl.runners import cpu_count
+
+    argv = ["class", "up", str(ROOT / "examples" / "roster.csv"), "--class-config", str(ROOT / "examples/class.yaml")]
+    code = main([*argv, "--offline", "--parallel", "32", "--out-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    found = re.search(
+        r"offline workers: (\d+) \((forkserver|spawn), --parallel 32 capped at the CPU count\); "
+        r"memory per worker \((PSS|RSS)\): max (\d+) MiB, total (\d+) MiB",
+        out,
+    )
+    assert found, out
+    assert 1 <= int(found.group(1)) <= min(cpu_count(), 3)  # three students, at most one worker per CPU
+    assert int(found.group(4)) > 0 and int(found.group(5)) >= int(found.group(4))
+    for log in (tmp_path / "logs").iterdir():
+        assert re.search(r"attempt 1: [0-9.]+s, worker \d+ (PSS|RSS) \d+ MiB", log.read_text()), log.read_text()
