@@ -182,57 +182,24 @@ class MariaDBServer(_Managed):
         )
 
 
-class SshServer(_Managed):
-    """OpenSSH's sshd with its own config: loopback only, key auth only, TCP forwarding and internal-sftp."""
+class SshServer(_product.Sshd):
+    """The product's sshd launcher (``labctl.local.servers.Sshd``) on loopback, on a free port by default."""
 
     def __init__(
         self, base: Path, authorized_keys: Sequence[str], port: int | None = None, allow_tcp_forwarding: bool = True
     ) -> None:
-        super().__init__()
-        self.base = base
-        self.port = port or free_port()
-        self.authorized_keys = list(authorized_keys)
-        self.allow_tcp_forwarding = allow_tcp_forwarding
-        self.config = base / "sshd_config"
-        self.log = base / "sshd.log"
-        self.host_key = base / "ssh_host_ed25519_key"
+        super().__init__(
+            base, authorized_keys, bind=LOOPBACK, port=port or free_port(), allow_tcp_forwarding=allow_tcp_forwarding
+        )
 
     def prepare(self) -> SshServer:
-        self.base.mkdir(parents=True, exist_ok=True)
-        Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation directory
-        if not self.host_key.exists():
-            make_ssh_key(self.host_key, "host")
-        keys = self.base / "authorized_keys"
-        keys.write_text("".join(k.strip() + "\n" for k in self.authorized_keys))
-        keys.chmod(0o600)
-        self.config.write_text(
-            "\n".join(
-                [
-                    f"ListenAddress {LOOPBACK}",
-                    f"Port {self.port}",
-                    f"HostKey {self.host_key}",
-                    f"PidFile {self.base / 'sshd.pid'}",
-                    f"AuthorizedKeysFile {keys}",
-                    "PermitRootLogin prohibit-password",
-                    "PubkeyAuthentication yes",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "UsePAM no",
-                    "StrictModes no",
-                    f"AllowTcpForwarding {'yes' if self.allow_tcp_forwarding else 'no'}",
-                    "Subsystem sftp internal-sftp",
-                    "LogLevel VERBOSE",
-                    "",
-                ]
-            )
-        )
+        super().prepare()
         return self
 
     def start(self, wait: float = 15.0) -> SshServer:
-        sshd = "/usr/sbin/sshd"  # sshd re-executes itself, so it must be started by absolute path
-        proc = self._launch([sshd, "-D", "-e", "-f", str(self.config)], self.log)
+        super().start()
         if wait:
-            wait_for_port(self.port, wait, proc, self.log)
+            wait_for_port(self.port, wait, self.proc, self.log)
         return self
 
 
