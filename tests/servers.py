@@ -11,7 +11,6 @@ the product's launcher (``labctl/local/servers.py``, also used by ``labctl local
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import threading
@@ -22,7 +21,6 @@ from pathlib import Path
 import pymysql
 
 from labctl.local import servers as _product
-from labctl.local.servers import Managed as _Managed
 from labctl.local.servers import TlsFiles
 
 LOOPBACK = "127.0.0.1"
@@ -69,83 +67,39 @@ def make_ssh_key(path: Path, comment: str = "dblab-test") -> str:
     return _product.make_ssh_key(path, comment)
 
 
-class MariaDBServer(_Managed):
-    """A private MariaDB instance: own datadir, socket and port; TLS when ``tls`` is given, none otherwise.
+class MariaDBServer(_product.MariaDB):
+    """The product's MariaDB launcher (``labctl.local.servers.MariaDB``) on loopback, on a free port by default.
 
-    At every start an init file (re)creates the admin user (all privileges, awkward password) and a second
-    database with one row in it, so the server is ready for the provider as soon as it accepts connections.
+    Its InnoDB settings stay durable (fsyncs on), so the check's benchmarks measure what a real server does. At every
+    start the init file (re)creates the admin user (all privileges, awkward password) and a second database with one
+    row in it, so the server is ready for the provider as soon as it accepts connections.
     """
 
     def __init__(self, base: Path, tls: TlsFiles | None, port: int | None = None) -> None:
-        super().__init__()
-        self.base = base
-        self.tls = tls
-        self.port = port or free_port()
-        self.datadir = base / "data"
-        self.socket = base / "mysqld.sock"
-        self.log = base / "mysqld.log"
-        self.init_file = base / "init.sql"
+        super().__init__(
+            base,
+            tls,
+            ADMIN_USER,
+            ADMIN_PASSWORD,
+            bind=LOOPBACK,
+            port=port or free_port(),
+            extra_sql=(
+                f"CREATE DATABASE IF NOT EXISTS `{OTHER_DB}`;\n"
+                f"CREATE TABLE IF NOT EXISTS `{OTHER_DB}`.`secrets` (id INT PRIMARY KEY, v VARCHAR(20));\n"
+                f"INSERT IGNORE INTO `{OTHER_DB}`.`secrets` VALUES (1, 'not yours');\n"
+            ),
+            innodb_options=("--innodb-buffer-pool-size=16M",),
+        )
 
     def prepare(self) -> MariaDBServer:
         """Create the data directory (mariadb-install-db) and the init file; no server runs yet."""
-        self.base.mkdir(parents=True, exist_ok=True)
-        if not self.datadir.exists():
-            installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
-            if installer is None:
-                raise RuntimeError("mariadb-install-db not found: run .ci/services.sh")
-            subprocess.run(
-                [
-                    installer,
-                    "--no-defaults",
-                    f"--datadir={self.datadir}",
-                    "--user=root",
-                    "--auth-root-authentication-method=normal",
-                    "--skip-test-db",
-                    f"--tmpdir={self.base}",  # bootstrap temp tables in our own dir: /tmp is shared by other runs
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                timeout=120,
-            )
-        pw = ADMIN_PASSWORD.replace("\\", "\\\\").replace("'", "\\'")
-        self.init_file.write_text(
-            f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'%' IDENTIFIED BY '{pw}';\n"
-            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%' WITH GRANT OPTION;\n"
-            f"CREATE DATABASE IF NOT EXISTS `{OTHER_DB}`;\n"
-            f"CREATE TABLE IF NOT EXISTS `{OTHER_DB}`.`secrets` (id INT PRIMARY KEY, v VARCHAR(20));\n"
-            f"INSERT IGNORE INTO `{OTHER_DB}`.`secrets` VALUES (1, 'not yours');\n"
-        )
+        super().prepare()
         return self
 
     def start(self, wait: float = 30.0) -> MariaDBServer:
-        argv = [
-            shutil.which("mariadbd") or "/usr/sbin/mariadbd",
-            "--no-defaults",
-            f"--datadir={self.datadir}",
-            f"--socket={self.socket}",
-            f"--port={self.port}",
-            f"--bind-address={LOOPBACK}",
-            "--user=root",
-            f"--pid-file={self.base / 'mysqld.pid'}",
-            f"--log-error={self.log}",
-            "--skip-name-resolve",
-            "--skip-log-bin",
-            "--innodb-buffer-pool-size=16M",
-            f"--init-file={self.init_file}",
-            f"--tmpdir={self.base}",
-        ]
-        if self.tls is not None:
-            argv += [
-                f"--ssl-ca={self.tls.ca_cert}",
-                f"--ssl-cert={self.tls.server_cert}",
-                f"--ssl-key={self.tls.server_key}",
-            ]
-        else:
-            argv.append("--skip-ssl")
-        proc = self._launch(argv, self.log)
+        super().start(wait=0)
         if wait:
-            wait_for_port(self.port, wait, proc, self.log)
+            wait_for_port(self.port, wait, self.proc, self.log)
             self.wait_ready(wait)
         return self
 

@@ -248,6 +248,7 @@ class MariaDB(Managed):
         port: int = 3306,
         netns: str | None = None,
         extra_sql: str = "",
+        innodb_options: tuple[str, ...] = FAST_INNODB,
     ) -> None:
         super().__init__(netns)
         self.base = base
@@ -257,6 +258,7 @@ class MariaDB(Managed):
         self.bind = bind
         self.port = port
         self.extra_sql = extra_sql
+        self.innodb_options = innodb_options  # FAST_INNODB for a throwaway lab; durable ones where fsyncs are measured
         self.datadir = base / "data"
         self.socket = base / "mysqld.sock"
         self.log = base / "mysqld.log"
@@ -279,7 +281,7 @@ class MariaDB(Managed):
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
                 f"--tmpdir={self.base}",  # bootstrap temp tables in our own dir: /tmp is shared by other runs
-                *FAST_INNODB,
+                *self.innodb_options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -314,7 +316,7 @@ class MariaDB(Managed):
             f"--log-error={self.log}",
             "--skip-name-resolve",
             "--skip-log-bin",
-            *FAST_INNODB,
+            *self.innodb_options,
             f"--init-file={self.init_file}",
             f"--tmpdir={self.base}",
         ]
