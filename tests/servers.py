@@ -11,11 +11,13 @@ the product's launcher (``labctl/local/servers.py``, also used by ``labctl local
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
@@ -155,6 +157,35 @@ class SshServer(_product.Sshd):
         if wait:
             wait_for_port(self.port, wait, self.proc, self.log)
         return self
+
+
+@dataclass
+class LoopbackLab:
+    """MariaDB with TLS and sshd on loopback, and the student key sshd trusts: what a check needs to run for real."""
+
+    base: Path
+    tls: TlsFiles
+    db: MariaDBServer
+    ssh: SshServer
+    user_key: Path
+    user_pub: str
+
+
+@contextlib.contextmanager
+def loopback_lab(base: Path, key_comment: str = "student@lab") -> Iterator[LoopbackLab]:
+    """Start a ``LoopbackLab`` under ``base``; both servers are stopped on exit, even after a failure."""
+    tls = make_tls_files(base / "tls")
+    user_key = base / "keys" / "id_ed25519"
+    pub = make_ssh_key(user_key, key_comment)
+    db = MariaDBServer(base / "db", tls).prepare()
+    ssh = SshServer(base / "sshd", [pub]).prepare()
+    try:
+        db.start()
+        ssh.start()
+        yield LoopbackLab(base, tls, db, ssh, user_key, pub)
+    finally:
+        ssh.stop()
+        db.stop()
 
 
 def start_later(delay: float, start: Callable[[], object]) -> threading.Thread:

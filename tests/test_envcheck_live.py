@@ -28,8 +28,7 @@ from tests.servers import (
     SERVER_HOSTNAME,
     MariaDBServer,
     SshServer,
-    make_ssh_key,
-    make_tls_files,
+    loopback_lab,
 )
 
 APP_PASSWORD = "Live 'pw' #1 $ \\ ="
@@ -90,19 +89,8 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    base = tmp_path_factory.mktemp("live")
-    tls = make_tls_files(base / "tls")
-    key = base / "id_ed25519"
-    pub = make_ssh_key(key)
-    db = MariaDBServer(base / "db", tls).prepare()
-    ssh = SshServer(base / "sshd", [pub]).prepare()
-    try:
-        db.start()
-        ssh.start()
-        yield Servers(base, db, ssh, key)
-    finally:
-        ssh.stop()
-        db.stop()
+    with loopback_lab(tmp_path_factory.mktemp("live"), key_comment="dblab-test") as s:
+        yield Servers(s.base, s.db, s.ssh, s.user_key)
 
 
 def _remote_files(directory: Path) -> list[str]:

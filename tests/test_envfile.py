@@ -45,8 +45,8 @@ from tests.servers import (
     SshServer,
     TlsFiles,
     free_port,
+    loopback_lab,
     make_ssh_key,
-    make_tls_files,
     start_later,
 )
 
@@ -92,19 +92,8 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    base = tmp_path_factory.mktemp("lab")
-    tls = make_tls_files(base / "tls")
-    user_key = base / "keys" / "id_ed25519"
-    pub = make_ssh_key(user_key, "student@lab")
-    db = MariaDBServer(base / "db", tls).prepare()
-    ssh = SshServer(base / "sshd", [pub]).prepare()
-    try:
-        db.start()
-        ssh.start()
-        yield Lab(base, tls, db, ssh, user_key, pub)
-    finally:
-        ssh.stop()
-        db.stop()
+    with loopback_lab(tmp_path_factory.mktemp("lab")) as s:
+        yield Lab(s.base, s.tls, s.db, s.ssh, s.user_key, s.user_pub)
 
 
 def _env(path: str | Path) -> dict[str, str | None]:

@@ -48,8 +48,8 @@ from tests.servers import (
     SERVER_HOSTNAME,
     MariaDBServer,
     SshServer,
+    loopback_lab,
     make_ssh_key,
-    make_tls_files,
 )
 from tests.wire_providers import ECHO_SECRET, EchoProvider, LeakyProvider
 
@@ -69,19 +69,8 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    base = tmp_path_factory.mktemp("host-lab")
-    tls = make_tls_files(base / "tls")
-    user_key = base / "keys" / "id_ed25519"
-    pub = make_ssh_key(user_key, "student@lab")
-    db = MariaDBServer(base / "db", tls).prepare()
-    ssh = SshServer(base / "sshd", [pub]).prepare()
-    try:
-        db.start()
-        ssh.start()
-        yield Servers(db, ssh, user_key, pub)
-    finally:
-        ssh.stop()
-        db.stop()
+    with loopback_lab(tmp_path_factory.mktemp("host-lab")) as s:
+        yield Servers(s.db, s.ssh, s.user_key, s.user_pub)
 
 
 @pytest.fixture(scope="module")
