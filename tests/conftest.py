@@ -88,7 +88,8 @@ def instructor_yaml(key_path: str = "~/.ssh/course_ed25519", cidr: str = "198.51
 # Tests that start real servers (MariaDB/PostgreSQL/OpenSSH from tests/servers.py on loopback) need Linux as root.
 # They run in `make test` (.ci/run, pr-offline.yml); the macOS/Windows matrix (.github/workflows/laptop-matrix.yml)
 # deselects them with -m "not real_servers". A test gets the marker when it, or a fixture it uses that is defined in
-# its own module, names a server class of tests.servers (one with a start()); mark anything else by hand with
+# its own module, names a server class of tests.servers (one with a start()) or a starter flagged
+# `starts_real_servers` (loopback_lab); mark anything else by hand with
 # @pytest.mark.real_servers (test_local_lab.py does, for its network namespaces).
 
 
@@ -96,7 +97,8 @@ def _server_names(module: object) -> set[str]:
     return {
         name
         for name, value in vars(module).items()
-        if isinstance(value, type) and value.__module__ == "tests.servers" and callable(getattr(value, "start", None))
+        if (isinstance(value, type) and value.__module__ == "tests.servers" and callable(getattr(value, "start", None)))
+        or getattr(value, "starts_real_servers", False)
     }
 
 

@@ -188,6 +188,9 @@ def loopback_lab(base: Path, key_comment: str = "student@lab") -> Iterator[Loopb
         db.stop()
 
 
+loopback_lab.starts_real_servers = True  # type: ignore[attr-defined]  # tests/conftest.py marks its users real_servers
+
+
 def start_later(delay: float, start: Callable[[], object]) -> threading.Thread:
     """Run ``start()`` after ``delay`` seconds in a daemon thread (for the "server came up late" faults)."""
 
