@@ -20,9 +20,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
+import engines
 from components import netplan, portable
-from components.engines import ENGINES, PLANNED_ENGINES, EngineSpec
 from components.labhours import LabHours, LabHoursError, parse_lab_hours
+from engines import ENGINES, PLANNED
+from engines.base import Engine
 
 PROJECT = "oci-dblab"
 
@@ -184,7 +186,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "MySQL.Free",
         'Shape of the database; "" = the engine\'s default (MySQL.Free, Always Free).',
-        "DB_SHAPE_RE",
+        "Engine.shape_ok",
         derived="the engine's default shape",
     ),
     Setting(
@@ -332,9 +334,6 @@ APP_SHAPE_RE = re.compile(
     r"^VM\.(Standard\.E2\.1\.Micro|Standard\.(A1|A2|A4|E3|E4|E5|E6)\.Flex|Standard3\.Flex|Optimized3\.Flex"
     r"|Standard\.E2\.(1|2|4|8)|Standard2\.(1|2|4|8|16|24))\Z"
 )
-DB_SHAPE_RE = re.compile(
-    r"^MySQL\.(Free|[0-9]+|VM\.Standard\.E[2-9]\.[0-9]+\.[0-9]+GB|HeatWave\.VM\.Standard(\.E[2-9])?)\Z"
-)
 # Availability domain names: a tenancy-specific prefix, the region key and the AD number, e.g.
 # Uocm:AP-SINGAPORE-1-AD-1 or Uocm:PHX-AD-1 (what `oci iam availability-domain list` prints).
 AD_RE = re.compile(r"^[A-Za-z0-9]{1,8}:[A-Z0-9]+(-[A-Z0-9]+)*-AD-[1-9]\Z")
@@ -344,8 +343,6 @@ IDENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}\Z")  # \Z, not $: "lab\n" mu
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 EMAIL_RE = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,64}}@{_LABEL}(?:\.{_LABEL})+\Z")
 STUDENT_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z")
-RESERVED_DB_NAMES = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
-PASSWORD_SPECIALS = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ ")
 SSH_KEY_TYPES = (
     "ssh-ed25519",
     "ssh-rsa",
@@ -417,8 +414,8 @@ class LabConfig:
     warnings: tuple[str, ...] = ()
 
     @property
-    def engine(self) -> EngineSpec:
-        return ENGINES[self.db_engine]
+    def engine(self) -> Engine:
+        return engines.get(self.db_engine)
 
     @property
     def is_flex(self) -> bool:
@@ -538,24 +535,10 @@ def check_ssh_public_key(text: str) -> str | None:
     return None
 
 
-def check_db_password(password: str, admin_user: str) -> str | None:
-    """Why ``password`` breaks the MySQL HeatWave rule, or None. Never includes the password itself."""
-    problems = []
-    if not 8 <= len(password) <= 32:
-        problems.append(f"has {len(password)} characters (needs 8-32)")
-    if not any(c.isdigit() for c in password):
-        problems.append("has no digit")
-    if not any(c.islower() for c in password):
-        problems.append("has no lowercase letter")
-    if not any(c.isupper() for c in password):
-        problems.append("has no uppercase letter")
-    if not any(c in PASSWORD_SPECIALS for c in password):
-        problems.append("has no special character")
-    if admin_user and admin_user.lower() in password.lower():
-        problems.append("contains the admin user name")
-    if any(ord(c) < 32 or ord(c) > 126 for c in password):
-        problems.append("contains characters outside printable ASCII")
-    return ("the password " + ", ".join(problems)) if problems else None
+def check_db_password(password: str, admin_user: str, engine: Engine | None = None) -> str | None:
+    """Why ``password`` breaks the engine's admin password rule (default engine: ``engines.DEFAULT``), or None.
+    Never includes the password itself."""
+    return (engine or engines.get(engines.DEFAULT)).password_problem(password, admin_user)
 
 
 def parse_config(
@@ -724,11 +707,11 @@ def parse_config(
     engine_name = (get("dbEngine") or "").strip().lower()
     engine = ENGINES.get(engine_name)
     if engine is None:
-        if engine_name in PLANNED_ENGINES:
+        if engine_name in PLANNED:
             problems.append(
                 Problem(
                     "dbEngine",
-                    f"'{engine_name}' ({PLANNED_ENGINES[engine_name]}) is planned "
+                    f"'{engine_name}' ({PLANNED[engine_name]}) is planned "
                     f"but not built yet; supported: {', '.join(ENGINES)}",
                 )
             )
@@ -739,12 +722,11 @@ def parse_config(
     db_shape = get("dbShape") or (engine.default_shape if engine else "")
     storage = _number(problems, "dbStorageGbs", get("dbStorageGbs") or "50", 1, 131072)
     if engine is not None:
-        if not db_shape.startswith(engine.shape_prefix) or not DB_SHAPE_RE.match(db_shape):
+        if not engine.shape_ok(db_shape):
             problems.append(
                 Problem(
                     "dbShape",
-                    f"'{db_shape}' is not a {engine.name} shape (they start with "
-                    f"{engine.shape_prefix}, e.g. {engine.example_shape})",
+                    f"'{db_shape}' is not a {engine.name} shape (e.g. {engine.example_shape})",
                 )
             )
         elif storage is not None:
@@ -772,11 +754,11 @@ def parse_config(
                 f"'{admin_user}' must start with a letter and hold 1-32 letters, digits or underscores",
             )
         )
-    elif engine is not None and admin_user.lower() in engine.reserved_admin_users:
+    elif engine is not None and admin_user.lower() in engine.reserved_users:
         problems.append(
             Problem(
                 "dbAdminUser",
-                f"'{admin_user}' is reserved by {engine.name} ({', '.join(sorted(engine.reserved_admin_users))})",
+                f"'{admin_user}' is reserved by {engine.name} ({', '.join(sorted(engine.reserved_users))})",
             )
         )
 
@@ -789,7 +771,7 @@ def parse_config(
                     "is stored in plain text in the stack file; set it with `pulumi config set --secret dbPassword`",
                 )
             )
-        why = check_db_password(password, admin_user)
+        why = check_db_password(password, admin_user, engine)
         if why:
             problems.append(Problem("dbPassword", why))
     else:
@@ -800,8 +782,8 @@ def parse_config(
         problems.append(
             Problem("dbName", f"'{db_name}' must start with a letter and hold 1-32 letters, digits or underscores")
         )
-    elif db_name.lower() in RESERVED_DB_NAMES:
-        problems.append(Problem("dbName", f"'{db_name}' is a system schema of MySQL"))
+    elif engine is not None and db_name.lower() in engine.reserved_db_names:
+        problems.append(Problem("dbName", f"'{db_name}' is a system schema of {engine.name}"))
 
     app_user = get("dbAppUser") or ""
     if not IDENT_RE.match(app_user):
@@ -811,7 +793,7 @@ def parse_config(
                 f"'{app_user}' must start with a letter and hold 1-32 letters, digits or underscores",
             )
         )
-    elif app_user.lower() == admin_user.lower() or (engine and app_user.lower() in engine.reserved_admin_users):
+    elif app_user.lower() == admin_user.lower() or (engine and app_user.lower() in engine.reserved_users):
         problems.append(
             Problem(
                 "dbAppUser",

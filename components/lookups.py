@@ -26,8 +26,8 @@ import pulumi
 import pulumi_oci as oci
 from pulumi_oci import _utilities as oci_utilities
 
+import engines
 from components import ocimods
-from components.engines import ENGINES
 
 ocimods.use("core", "get_images")  # only the modules used are imported (components/ocimods.py)
 
@@ -35,7 +35,7 @@ APP_OS = "Oracle Linux"
 APP_OS_VERSION = "9"
 
 # Invoke tokens as pulumi_oci 5.5.0 spells them (pulumi_oci/identity/get_*.py, core/get_shapes.py); each engine's
-# shape-list token is in components/engines.py (EngineSpec.shapes_token).
+# shape-list token is in its engine module (engines/<name>.py, Engine.shapes_token).
 TOKEN_ADS = "oci:Identity/getAvailabilityDomains:getAvailabilityDomains"
 TOKEN_COMPARTMENT = "oci:Identity/getCompartment:getCompartment"
 TOKEN_TENANCY = "oci:Identity/getTenancy:getTenancy"
@@ -49,7 +49,7 @@ TOKEN_COMPUTE_SHAPES = "oci:Core/getShapes:getShapes"
 # your home region"; the docs themselves were not reachable from here). The same pages name the shapes.
 FREE_APP_SHAPE = "VM.Standard.E2.1.Micro"
 FREE_POOL_SHAPE = "VM.Standard.A1.Flex"
-FREE_DB_SHAPES = frozenset(e.always_free_shape for e in ENGINES.values() if e.always_free_shape)  # MySQL.Free
+FREE_DB_SHAPES = frozenset(e.always_free_shape for e in engines.ENGINES.values() if e.always_free_shape)  # MySQL.Free
 # The A1 pool: 1,500 OCPU hours and 9,000 GB hours a month, "equivalent to 2 OCPUs and 12 GB of memory" (same OCI
 # page, as of June 2026; labctl/data/prices.json source "a1-halved-2026"). An A1 VM within it is an Always Free VM.
 A1_FREE_OCPUS = 2.0
@@ -245,7 +245,7 @@ def placement(cfg: Any) -> Placement:
             app_ad = db_ad = check_given_ad(cfg.availability_domain, ads)
         else:
             app_ad = choose_ad(ads, _offered(TOKEN_COMPUTE_SHAPES, cfg.compartment_id), cfg.app_shape, "appShape")
-            db_token = ENGINES[cfg.db_engine].shapes_token
+            db_token = engines.get(cfg.db_engine).shapes_token
             db_ad = (
                 choose_ad(ads, _offered(db_token, cfg.compartment_id), cfg.db_shape, "dbShape") if db_token else app_ad
             )

@@ -35,8 +35,8 @@ import pulumi
 import pulumi_oci as oci
 
 from components import ocimods
-from components.engines import EngineSpec
 from components.labhours import LabHours
+from engines.base import Engine
 
 # only the modules used are imported (components/ocimods.py)
 ocimods.use("ons", "notification_topic", "subscription")
@@ -203,7 +203,7 @@ class AlarmPlan:
     warnings: list[str] = field(default_factory=list)
 
 
-def db_alarm_specs(engine: EngineSpec, shape: str, storage_gbs: int) -> AlarmPlan:
+def db_alarm_specs(engine: Engine, shape: str, storage_gbs: int) -> AlarmPlan:
     """The database's alarms for ``engine`` on ``shape`` with ``storage_gbs`` of storage."""
     plan = AlarmPlan([])
     ns, metrics = engine.monitoring_namespace, engine.metrics
@@ -265,8 +265,8 @@ def db_alarm_specs(engine: EngineSpec, shape: str, storage_gbs: int) -> AlarmPla
         limit = engine.max_connections.get(shape)
         if limit is None:
             plan.warnings.append(
-                f"no connections alarm for {shape}: its max_connections is not recorded in components/engines.py "
-                "(add it with its source to get one)"
+                f"no connections alarm for {shape}: its max_connections is not recorded in its engine module "
+                "(engines/; add it with its source to get one)"
             )
         else:
             near = int(limit * CONNECTIONS_SHARE)
@@ -364,7 +364,7 @@ def topic_name(name_prefix: str) -> str:
 @dataclass(frozen=True)
 class OperationsArgs:
     compartment_id: str
-    engine: EngineSpec
+    engine: Engine
     db_shape: str
     db_storage_gbs: int
     db_id: pulumi.Input[str]  # the DB system's OCID

@@ -742,7 +742,7 @@ def check_instance_monitoring_enabled(resources: Sequence[ResourceLike]) -> list
 # Passes without a backup policy: OCI refuses one for an Always Free DB system ("Cannot specify backup policy with
 # 'CreateDbSystem' operation for an Always Free DB system") and backs it up automatically, keeping each backup 1 day
 # (public apply log, mlinxfeld/terraform-oci-fk-heatwave training/lesson1_free_tier_mds/README.md: backup_policy
-# is_enabled = true, retention_in_days = 1). See components/database.py mysql_backup_and_deletion.
+# is_enabled = true, retention_in_days = 1). See engines/mysql.py backup_and_deletion.
 AUTOMATIC_BACKUP_SHAPES = {"MySQL.Free": "Always Free: OCI backs it up automatically (kept 1 day) and refuses a policy"}
 
 

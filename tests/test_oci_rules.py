@@ -270,7 +270,7 @@ def test_every_invoke_token_is_the_one_the_installed_pulumi_oci_uses():
     import pulumi_oci
 
     from components import lookups
-    from components.engines import ENGINES
+    from engines import ENGINES
 
     package = Path(pulumi_oci.__file__).parent
     tokens = {lookups.TOKEN_ADS, lookups.TOKEN_COMPARTMENT, lookups.TOKEN_TENANCY, lookups.TOKEN_REGION_SUBSCRIPTIONS}

@@ -8,7 +8,6 @@ import pytest
 from conftest import good_raw, named, plan_of
 
 from components.config import ConfigError, parse_config
-from components.engines import ENGINES
 from components.operations import (
     Query,
     QueryError,
@@ -18,6 +17,7 @@ from components.operations import (
     topic_name,
     vm_alarm_specs,
 )
+from engines import ENGINES
 
 ALARM = "oci:Monitoring/alarm:Alarm"
 TOPIC = "oci:Ons/notificationTopic:NotificationTopic"

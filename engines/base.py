@@ -1,0 +1,166 @@
+"""What every database engine of the lab is: one ``Engine`` (data and hooks), plus helpers engines share.
+
+An engine module (``engines/<name>.py``) builds one ``Engine`` and the registry (``engines/__init__.py``) lists it.
+The rest of the program asks the registry: config validation, the Database tier, the connection check, the
+reachability model and the policy rules, cost and the critical path, the offline mocks, ``labctl local``.
+
+IMPORT RULE: this module and every engine module import only the standard library (and each other) at module level.
+``policy/rules.py`` runs in the policy pack's own virtualenv, where only pulumi-policy is installed, and it imports
+the registry; pulumi, pulumi_oci, pulumi_random and the database drivers are imported inside the hook that needs them
+(``build``, ``adapter``). ``tests/test_engine_seam.py`` imports the registry with those packages blocked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+# The keys of the `.env` the lab writes, the same for every engine (apps read DATABASE_URL or the parts).
+DOTENV_KEYS: tuple[str, ...] = (
+    "DB_ENGINE",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_NAME",
+    "DB_USER",
+    "DB_PASSWORD",
+    "DB_SSL_MODE",
+    "DATABASE_URL",
+)
+
+
+@dataclass(frozen=True)
+class EndpointModel:
+    """Where a declared database listens, as the reachability model and the policy rules see it."""
+
+    name: str
+    urn: str
+    subnet: Any  # the subnetId property as declared (an OCID, a URN-like link, or unknown in preview)
+    ports: tuple[int, ...]
+    private_ip: str | None = None
+
+
+def _none(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+def _no_endpoints(_resources: Any) -> list[EndpointModel]:
+    return []
+
+
+def _no_prices(*_args: Any, **_kwargs: Any) -> list[Any]:
+    return []
+
+
+def _not_built(*_args: Any, **_kwargs: Any) -> Any:
+    raise NotImplementedError("this engine has no resource builder")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A database engine: its spec (data) and its hooks (functions; heavy imports happen inside them)."""
+
+    # --- spec ---------------------------------------------------------------------------------------------------
+    name: str  # the config value of dbEngine
+    family: str  # "mysql" | "postgresql": wire protocol, SQL dialect and check adapter
+    description: str
+    port: int
+    extra_ports: tuple[int, ...]
+    default_shape: str
+    shape_pattern: str  # a full-match regex of the shapes dbShape accepts
+    example_shape: str
+    always_free_shape: str | None  # the managed Always Free shape, or None
+    min_storage_gbs: int
+    max_storage_gbs: int
+    fixed_storage_gbs: Mapping[str, int]
+    default_admin_user: str
+    reserved_users: frozenset[str]  # user names the engine refuses for the admin (and the app user)
+    reserved_db_names: frozenset[str]  # system schemas / databases dbName may not be
+    password_specials: str  # specials generated passwords use (accepted by the engine, safe in shells/URLs/.env)
+    ssl_mode: str  # what DB_SSL_MODE says (the engine's client spelling)
+    url_scheme: str  # DATABASE_URL scheme
+    hostname_label: str  # DNS label of the DB endpoint in the private subnet
+    resource_types: frozenset[str]  # type tokens ONLY this engine names
+    endpoint_type: str  # the type whose props give the DB's subnetId / private IP / port
+    lab_concepts: str = ""  # one sentence used in failure messages
+    shapes_token: str | None = None  # invoke listing the shapes one AD offers this engine; None: the app VM's AD
+    # Monitoring (components/operations.py): the metric namespace, the metric of each alarm role (cpu, memory,
+    # storage, connections, backup_failure; a role left out gets no alarm), max_connections per shape (sourced).
+    monitoring_namespace: str | None = None
+    metrics: Mapping[str, str] = field(default_factory=dict)
+    max_connections: Mapping[str, int] = field(default_factory=dict)
+    free_pools: Mapping[str, int] = field(default_factory=dict)  # Always Free pools one DB of this engine consumes
+    sizing: Mapping[str, Any] = field(default_factory=dict)  # ForceNew facts of dbShape / dbStorageGbs, cited
+    prices: Mapping[str, Any] = field(default_factory=dict)
+    durations: Mapping[str, Any] = field(default_factory=dict)
+    local_server: str | None = None  # which loopback server plays it ("mariadb" | "postgresql")
+
+    # --- hooks --------------------------------------------------------------------------------------------------
+    # password_problem(password, admin_user) -> why it breaks the engine's rule, or None; never echoes the password
+    password_problem: Callable[[str, str], str | None] = _none
+    # build(db, name, args) -> DatabaseEndpoint: declares the engine's resources as children of the Database component
+    build: Callable[[Any, str, Any], Any] = _not_built
+    # adapter() -> the family's check adapter (components/envcheck.py calls it)
+    adapter: Callable[[], Any] = _none
+    # mock_outputs(type_token, inputs) / mock_invoke(token, args) -> dict, or None when not this engine's
+    mock_outputs: Callable[[str, Mapping[str, Any]], dict | None] = _none
+    mock_invoke: Callable[[str, Mapping[str, Any]], dict | None] = _none
+    # endpoints(resources) -> the declared DBs of this engine (reach, policy, labctl local)
+    endpoints: Callable[[Any], list[EndpointModel]] = _no_endpoints
+    # price_lines(resource, free_pool) -> estimate lines of one declared resource of this engine
+    price_lines: Callable[..., list[Any]] = _no_prices
+
+    def shape_ok(self, shape: str) -> bool:
+        import re
+
+        return re.fullmatch(self.shape_pattern, shape) is not None
+
+    def database_url(self, host: str, port: int | str, database: str, user: str, password: str) -> str:
+        """DATABASE_URL for this engine: user and password percent-encoded, the TLS mode as a query parameter."""
+        return database_url(self.url_scheme, host, port, database, user, password, self.ssl_mode)
+
+
+def database_url(scheme: str, host: str, port: int | str, database: str, user: str, password: str, ssl: str) -> str:
+    """``<scheme>://user:password@host:port/database?<ssl query>``; user and password percent-encoded (RFC 3986)."""
+    key = "sslmode" if scheme == "postgresql" else "ssl-mode"
+    auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"{scheme}://{auth}@{host}:{port}/{quote(database, safe='')}?{key}={quote(ssl, safe='')}"
+
+
+ASCII_SPECIALS = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ "
+
+
+def password_rule(
+    min_len: int,
+    max_len: int,
+    specials: str = ASCII_SPECIALS,
+    need_digit: bool = True,
+    need_lower: bool = True,
+    need_upper: bool = True,
+    need_special: bool = True,
+    no_user_name: bool = True,
+    printable_ascii: bool = True,
+) -> Callable[[str, str], str | None]:
+    """A ``password_problem`` hook for the usual "length, classes, not the user name" rule."""
+    special_set = set(specials)
+
+    def problem(password: str, admin_user: str) -> str | None:
+        problems = []
+        if not min_len <= len(password) <= max_len:
+            problems.append(f"has {len(password)} characters (needs {min_len}-{max_len})")
+        if need_digit and not any(c.isdigit() for c in password):
+            problems.append("has no digit")
+        if need_lower and not any(c.islower() for c in password):
+            problems.append("has no lowercase letter")
+        if need_upper and not any(c.isupper() for c in password):
+            problems.append("has no uppercase letter")
+        if need_special and not any(c in special_set for c in password):
+            problems.append("has no special character")
+        if no_user_name and admin_user and admin_user.lower() in password.lower():
+            problems.append("contains the admin user name")
+        if printable_ascii and any(ord(c) < 32 or ord(c) > 126 for c in password):
+            problems.append("contains characters outside printable ASCII")
+        return ("the password " + ", ".join(problems)) if problems else None
+
+    return problem

@@ -1,0 +1,162 @@
+"""``mysql``: a MySQL HeatWave DB system (managed MySQL, ``oci.mysql.MysqlDbSystem``) in the private subnet.
+
+Pure at import time (engines/base.py, IMPORT RULE): pulumi and pulumi_oci are imported inside ``build``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engines.base import Engine, password_rule
+
+# Type tokens as pulumi_oci 5.5.0 spells them (pulumi_oci/mysql/mysql_db_system.py, mysql/get_shapes.py).
+DB_SYSTEM = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
+SHAPES_TOKEN = "oci:Mysql/getShapes:getShapes"
+FREE_SHAPE = "MySQL.Free"
+HOSTNAME_LABEL = "mysql"
+# Specials MySQL HeatWave accepts and that survive shells, URLs and .env files without surprises.
+GENERATED_PASSWORD_SPECIALS = "!#%*+-=?_"
+
+
+def backup_and_deletion(args: Any) -> tuple[Any, Any]:
+    """The ``backup_policy`` and ``deletion_policies`` to send for ``args.shape`` (None: leave the property out).
+
+    Always Free (MySQL.Free): neither. OCI refuses the create with "Cannot specify backup policy with 'CreateDbSystem'
+    operation for an Always Free DB system" (quoted in public configs that then leave it out); the public apply log of
+    mlinxfeld/terraform-oci-fk-heatwave (training/lesson1_free_tier_mds/README.md: plan shows `backup_policy (known
+    after apply)` and `deletion_policy (known after apply)`, "Creation complete after 11m40s") creates a MySQL.Free
+    system with neither, and its destroy shows what the service set: backups enabled, retention_in_days = 1,
+    deletion_policy RETAIN / SKIP_FINAL_BACKUP / not protected. No public MySQL.Free config that sends a
+    deletion_policy is shown to apply, so none is sent. The provider sends each only when set
+    (terraform-provider-oci v8.28.0 internal/service/mysql/mysql_mysql_db_system_resource.go:1355 backup_policy,
+    :1444 deletion_policy; both Optional+Computed at :83 and :284, so leaving them out causes no diff later).
+    """
+    import pulumi
+    import pulumi_oci as oci
+
+    from components import ocimods
+
+    ocimods.use("mysql", "mysql_db_system")  # only the modules used are imported (components/ocimods.py)
+    if args.shape == FREE_SHAPE:
+        if args.deletion_protection:
+            pulumi.log.warn(
+                f"dbDeletionProtection is not sent for {args.shape}: no public Always Free config shows OCI accepting "
+                "a deletion policy at create; turn it on in the OCI console (DB system > Edit > Delete protection)"
+            )
+        return None, None
+    backup = oci.mysql.MysqlDbSystemBackupPolicyArgs(is_enabled=True, retention_in_days=args.backup_retention_days)
+    deletion = [
+        oci.mysql.MysqlDbSystemDeletionPolicyArgs(
+            is_delete_protected=args.deletion_protection,
+            automatic_backup_retention="DELETE",
+            final_backup="SKIP_FINAL_BACKUP",
+        )
+    ]
+    return backup, deletion
+
+
+def build(db: Any, name: str, args: Any) -> Any:
+    """Declare the MySQL HeatWave DB system as a child of the Database component ``db``."""
+    import pulumi
+    import pulumi_oci as oci
+
+    from components import ocimods
+    from components.database import DatabaseEndpoint
+
+    ocimods.use("mysql", "mysql_db_system")  # only the modules used are imported (components/ocimods.py)
+    backup_policy, deletion_policies = backup_and_deletion(args)
+    system = oci.mysql.MysqlDbSystem(
+        f"{name}-mysql",
+        compartment_id=args.compartment_id,
+        availability_domain=args.availability_domain,
+        subnet_id=args.subnet_id,
+        shape_name=args.shape,
+        data_storage_size_in_gb=args.storage_gbs,
+        admin_username=args.admin_user,
+        admin_password=db.admin_password,
+        hostname_label=HOSTNAME_LABEL,
+        port=ENGINE.port,
+        port_x=ENGINE.extra_ports[0],
+        is_highly_available=False,
+        display_name=f"{args.name_prefix}-mysql",
+        description="oci-dblab: MySQL HeatWave DB system, private subnet only",
+        backup_policy=backup_policy,
+        deletion_policies=deletion_policies,
+        freeform_tags=args.tags,
+        opts=pulumi.ResourceOptions(
+            parent=db,
+            # The provider replaces the whole DB system (and its data) when admin_password changes.
+            # Ignore it after creation; rotate the password in MySQL instead (README, "Changing the password").
+            # The AD is chosen on every run (components/lookups.py placement) and is ForceNew
+            # (mysql_mysql_db_system_resource.go:43-46): an existing DB system (and its data) stays where it is even
+            # if the choice changes, e.g. when another AD starts to offer the shape.
+            ignore_changes=["adminPassword", "availabilityDomain"],
+        ),
+    )
+    hostname = pulumi.Output.concat(HOSTNAME_LABEL, ".", args.subnet_domain)
+    return DatabaseEndpoint(resource_id=system.id, private_ip=system.ip_address, port=ENGINE.port, hostname=hostname)
+
+
+ENGINE = Engine(
+    name="mysql",
+    family="mysql",
+    description="MySQL HeatWave DB system (managed MySQL, oci.mysql.MysqlDbSystem)",
+    port=3306,
+    extra_ports=(33060,),  # MySQL X protocol
+    default_shape=FREE_SHAPE,
+    shape_pattern=r"MySQL\.(Free|[0-9]+|VM\.Standard\.E[2-9]\.[0-9]+\.[0-9]+GB|HeatWave\.VM\.Standard(\.E[2-9])?)",
+    example_shape=FREE_SHAPE,
+    always_free_shape=FREE_SHAPE,
+    min_storage_gbs=50,
+    max_storage_gbs=131072,
+    # The Always Free DB system comes with exactly 50 GB of storage.
+    fixed_storage_gbs={FREE_SHAPE: 50},
+    default_admin_user="admin",
+    # Usernames MySQL HeatWave refuses for the administrator (OCI documentation, "Creating a DB System").
+    reserved_users=frozenset(
+        {
+            "administrator",
+            "ociadmin",
+            "ocirpl",
+            "ocidbm",
+            "mysql.sys",
+            "mysql.session",
+            "mysql.infoschema",
+            "root",
+        }
+    ),
+    reserved_db_names=frozenset({"mysql", "sys", "information_schema", "performance_schema"}),
+    # MySQL HeatWave admin password: 8-32 characters with a digit, a lower- and an uppercase letter and a special
+    # character, not containing the user name (OCI documentation, "Creating a DB System", Administrator credentials).
+    password_problem=password_rule(8, 32),
+    password_specials=GENERATED_PASSWORD_SPECIALS,
+    ssl_mode="REQUIRED",
+    url_scheme="mysql",
+    hostname_label=HOSTNAME_LABEL,
+    resource_types=frozenset({DB_SYSTEM, SHAPES_TOKEN}),
+    endpoint_type=DB_SYSTEM,
+    lab_concepts="a MySQL HeatWave DB system has only a private IP in the private subnet; it is reached through the "
+    "app VM",
+    shapes_token=SHAPES_TOKEN,  # pulumi_oci 5.5.0 mysql/get_shapes.py
+    # MySQL HeatWave publishes its DB system metrics to namespace oci_mysql_database, one stream per DB system with
+    # dimension resourceId = the DB system's OCID (OCI docs, HeatWave "Metrics",
+    # https://docs.oracle.com/iaas/mysql-database/doc/metrics.html: CPUUtilization, MemoryUtilization,
+    # DbVolumeUtilization (%), CurrentConnections, ActiveConnections, BackupFailure (0 OK, 1 FAILED), ...; the same
+    # names in Datadog's oci_mysql_database integration, docs.datadoghq.com/integrations/oci-mysql-database).
+    monitoring_namespace="oci_mysql_database",
+    metrics={
+        "cpu": "CPUUtilization",
+        "memory": "MemoryUtilization",
+        "storage": "DbVolumeUtilization",
+        "connections": "CurrentConnections",
+        "backup_failure": "BackupFailure",
+    },
+    # max_connections is shape-dependent on HeatWave ("User-Configurable Shape-Dependent System Variables": it
+    # "ha[s] different default, minimum and maximum values for each shape"), but no per-shape figure for the OCI
+    # shapes (MySQL.Free, MySQL.<n>) could be read from a public source while this was written, so none is
+    # recorded: no number is guessed. Add a shape here with its source to get its connections alarm.
+    max_connections={},
+    free_pools={"mysql_free_systems": 1},
+    local_server="mariadb",
+    build=build,
+)
