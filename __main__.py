@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components.classtag import student_tag_transformation
 from components.compute import AppServer, AppServerArgs
 from components.config import load_config
 from components.database import Database, DatabaseArgs
@@ -13,6 +14,9 @@ from components.operations import Operations, OperationsArgs
 cfg = load_config()  # every bad value fails here, before any resource is declared
 # Home region (Always Free) and availability domains (by the shapes each offers): also refused before any resource.
 where = placement(cfg)
+if cfg.student_tag_namespace and cfg.student_id:
+    # The class layer exists (labctl class setup): every OCI resource also carries its cost-tracking defined tag.
+    pulumi.runtime.register_stack_transformation(student_tag_transformation(cfg.student_tag_namespace, cfg.student_id))
 
 network = Network(
     "lab",

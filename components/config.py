@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 import engines
-from components import netplan, portable
+from components import classtag, netplan, portable
 from components.labhours import LabHours, LabHoursError, parse_lab_hours
 from engines import ENGINES, PLANNED
 from engines.base import Engine
@@ -251,6 +251,16 @@ SETTINGS: tuple[Setting, ...] = (
         "STUDENT_RE",
         derived="none",
     ),
+    Setting(
+        "studentTagNamespace",
+        "string",
+        "",
+        "dblab-2026s1  (set by labctl class once `labctl class setup` made the class layer)",
+        "Tag namespace of the class layer: every OCI resource also gets the cost-tracking defined tag "
+        '<namespace>.student = studentId (budgets read it); "" = freeform tags only.',
+        "components.classtag.check_namespace",
+        derived="none",
+    ),
     Setting("envFilePath", "string", ".env", ".env", "Where the local copy of .env is written.", "envFilePath"),
     Setting(
         "sshPrivateKeyPath",
@@ -409,6 +419,7 @@ class LabConfig:
     instructor_cidr: str | None = None
     availability_domain: str | None = None  # None: picked automatically
     alert_email: str | None = None  # None: alarms go to the topic only
+    student_tag_namespace: str | None = None  # None: no class layer, freeform tags only
     lab_hours: LabHours | None = None  # None: the VM is always on
     db_password: str | None = field(default=None, repr=False)  # never in repr, logs or errors
     warnings: tuple[str, ...] = ()
@@ -847,6 +858,21 @@ def parse_config(
                 )
             )
 
+    tag_namespace = get("studentTagNamespace")
+    if tag_namespace is not None:
+        tag_namespace = tag_namespace.strip()
+        why = classtag.check_namespace(tag_namespace)
+        if why:
+            problems.append(Problem("studentTagNamespace", why))
+        elif student is None:
+            problems.append(
+                Problem(
+                    "studentTagNamespace",
+                    "is set but studentId is not: the defined tag's value is the student's id "
+                    "(`pulumi config set studentId a23-042`)",
+                )
+            )
+
     env_path = get("envFilePath") or ".env"
     if portable.looks_like_directory(env_path) or "\0" in env_path:  # C:\lab\ too, on Windows
         problems.append(Problem("envFilePath", f"'{env_path}' must be a file path, not a directory"))
@@ -909,6 +935,7 @@ def parse_config(
         connection_check=check,
         availability_domain=ad,
         alert_email=email,
+        student_tag_namespace=tag_namespace,
         lab_hours=hours,
         db_password=password,
         warnings=tuple(warnings),

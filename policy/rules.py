@@ -904,11 +904,26 @@ def check_db_alarm_to_topic(resources: Sequence[ResourceLike]) -> list[Finding]:
 STUDENT_TAG = "student"
 
 
+def _defined_student_tag(r: ResourceLike) -> tuple[str, object] | None:
+    """``(<namespace>.student, value)`` of a resource's defined tags, when it has the class layer's student tag
+    (components/classtag.py: the key is ``<namespace>.student``)."""
+    tags = value(r, "definedTags")
+    if not isinstance(tags, dict):
+        return None
+    for k, v in tags.items():
+        if isinstance(k, str) and k.endswith(f".{STUDENT_TAG}") and k.count(".") == 1:
+            return k, v
+    return None
+
+
 def check_student_tag(resources: Sequence[ResourceLike]) -> list[Finding]:
-    """Every taggable OCI resource carries the freeform tag ``student``, one value for the whole stack.
+    """Every taggable OCI resource carries the freeform tag ``student``, one value for the whole stack; once the
+    class layer exists (some resource has the defined tag ``<namespace>.student``), every one carries that defined
+    tag too, with the same value.
 
     Per-student metering reads cost and usage by this tag (issue 13, "metering back"); a resource without it is
-    billed to nobody. The value comes from config ``studentId`` (components/config.py ``LabConfig.tags``).
+    billed to nobody. The value comes from config ``studentId`` (components/config.py ``LabConfig.tags``); the
+    defined tag from ``studentTagNamespace`` (components/classtag.py), the one budgets can target.
     """
     taggable = [r for r in resources if r.resource_type.startswith("oci:") and r.resource_type not in UNTAGGABLE_TYPES]
     values: dict[str, int] = {}
@@ -917,9 +932,11 @@ def check_student_tag(resources: Sequence[ResourceLike]) -> list[Finding]:
         if isinstance(v, str) and v:
             values[v] = values.get(v, 0) + 1
     usual = max(values, key=lambda v: (values[v], v)) if values else None
+    defined_keys = {d[0] for r in taggable if (d := _defined_student_tag(r))}
     found = []
     for r in taggable:
         v = get(value(r, "freeformTags"), STUDENT_TAG)
+        d = _defined_student_tag(r)
         if not (isinstance(v, str) and v):
             found.append(
                 _finding(
@@ -935,6 +952,26 @@ def check_student_tag(resources: Sequence[ResourceLike]) -> list[Finding]:
                     "student-tag",
                     r,
                     f"tag student={v!r}, but the rest of the stack is tagged student={usual!r}; one stack, one student",
+                )
+            )
+        elif defined_keys and d is None:
+            key = sorted(defined_keys)[0]
+            found.append(
+                _finding(
+                    "student-tag",
+                    r,
+                    f"missing defined tag {key} (the class layer's cost-tracking tag; budgets read it) that the rest "
+                    "of the stack carries; declare the resource with freeform_tags=LabConfig.tags so the stack's "
+                    "tag transformation (components/classtag.py) adds it",
+                )
+            )
+        elif d is not None and d[1] != v:
+            found.append(
+                _finding(
+                    "student-tag",
+                    r,
+                    f"defined tag {d[0]}={d[1]!r} disagrees with the freeform tag student={v!r}; "
+                    "one stack, one student",
                 )
             )
     return found
@@ -1045,7 +1082,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="student-tag",
-        description="OCI resources carry the freeform tag student, one value per stack (per-student metering).",
+        description="OCI resources carry the freeform tag student, and the class layer's defined tag "
+        "<namespace>.student when it exists, one value per stack (per-student metering).",
         level=ADVISORY,
         source="CIS OCI Foundations Benchmark v2.0.0 4.1 'Ensure default tags are used on resources' (same intent); "
         "OCI cost-tracking tags (issue 13 'metering that sets usage parameters per tenant')",
