@@ -77,11 +77,20 @@ def _load_class(args: argparse.Namespace) -> tuple[list, object] | int:
 def _class_jobs(students: list, cls: object, args: argparse.Namespace, out_dir: Path) -> list:
     from labctl.roster import env_file_for, student_config
     from labctl.runners import StackJob
+    from labctl.tenancy import apply_overrides, student_overrides
 
     env_dir = out_dir / "env"
+    # the class layer (labctl class setup) in the out-dir: its tag namespace and student compartments; a dry run's
+    # mock compartments only for offline runs (validate/preflight judge with whichever exists)
+    offline = getattr(args, "offline", None)
+    layer = student_overrides(
+        Path(getattr(args, "out_dir", out_dir)), None if offline is None else ("offline" if offline else "cloud")
+    )
     jobs = []
     for s in students:
         config, secret = student_config(cls, s, env_dir)  # type: ignore[arg-type]
+        for note in apply_overrides(config, s.student_id, layer):
+            print(f"note: {note}", file=sys.stderr)
         jobs.append(
             StackJob(
                 s.student_id,
@@ -254,6 +263,12 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def _cmd_class_layer(args: argparse.Namespace) -> int:
+    from labctl.tenancy import run_cli
+
+    return run_cli(args)
+
+
 def _cmd_local(args: argparse.Namespace) -> int:
     from labctl.local.command import run_cli
 
@@ -324,6 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
                 help="deploy even when preflight says the class does not fit the tenancy limits",
             )
         r.set_defaults(func=_cmd_class_run, action=action)
+
+    for verb, text in (
+        ("setup", "create the class layer once per tenancy: cost-tracking tag, topic, compartments, quotas, budgets"),
+        ("teardown", "retire the class layer's tag (cost tracking off) and destroy the rest of it"),
+    ):
+        t = csub.add_parser(verb, help=text)
+        common(t)
+        t.add_argument("--offline", action="store_true", help="plan it under the OCI mocks; nothing is created")
+        t.add_argument("--out-dir", default="class-run", help="state and report (default: class-run/)")
+        t.set_defaults(func=_cmd_class_layer)
 
     loc = sub.add_parser("local", help="rehearse the whole lab on this machine: namespaces, nftables, sshd, MariaDB")
     lsub = loc.add_subparsers(dest="verb", required=True)

@@ -61,6 +61,7 @@ class PlannedResource:
     ignore_changes: list[str] = field(default_factory=list)
     protect: bool = False
     id: str | None = None
+    retain_on_delete: bool = False  # destroy forgets it instead of deleting it (the class layer's tags)
 
 
 @dataclass
@@ -515,6 +516,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 ignore_changes=list(request.ignoreChanges),
                 protect=bool(request.protect),
                 id=reg.id if reg else None,
+                retain_on_delete=bool(getattr(request, "retainOnDelete", False)),
             )
         )
         return response
@@ -580,6 +582,7 @@ def run_program(
     except CliConfigError as e:
         raise ProgramError(str(e), []) from None
     config, secret_keys = merged.values, list(merged.secret_keys)
+    project = merged.project  # oci-dblab, or oci-dblab-class for the class layer (tenancy/)
     main = project_dir / "__main__.py"
     if not sys.path or sys.path[0] != str(project_dir):
         sys.path.insert(0, str(project_dir))  # this tree's `components`, even when another tree is on the path
@@ -604,7 +607,7 @@ def run_program(
         asyncio.set_event_loop(loop)
         settings.SETTINGS.outputs.clear()  # output tasks a failed earlier run left behind (not reset by set_mocks)
         settings.ROOT.set(None)
-        mocks.set_mocks(oci_mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor)
+        mocks.set_mocks(oci_mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor)
 
         async def collect() -> None:
             root = settings.get_root_resource()

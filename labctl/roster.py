@@ -72,6 +72,7 @@ CLASS_KEYS = (
     "dbEngine",
     "tenancies",
     "config",
+    "classLayer",  # the class layer's own section (labctl class setup, components/tenancy.py parse_layer)
 )
 CLASS_EXAMPLES = {
     "instructorSshPublicKey": "ssh-ed25519 AAAAC3Nza... instructor@course  (the instructor's .pub file)",
@@ -455,7 +456,7 @@ def parse_class_config(text: str, source: str = "class.yaml") -> ClassConfig:
                 hint = f"; known keys: {', '.join(CLASS_KEYS)}"
             problems.append(f"{key}: is not a class setting{hint}")
             continue
-        if key == "config":
+        if key in ("config", "classLayer"):
             continue
         v = _scalar(raw)
         if raw is not None and v is None:
