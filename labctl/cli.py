@@ -67,6 +67,13 @@ def _load_class(args: argparse.Namespace) -> tuple[list, object] | int:
     except (RosterError, ClassConfigError) as e:
         print(f"labctl class: {e}", file=sys.stderr)
         return EXIT_USAGE
+    from labctl.tenancy import LayerStateError, load_state
+
+    try:  # the class layer's state, read by every student's config (_class_jobs): unusable = stop here
+        load_state(Path(getattr(args, "out_dir", "class-run")))
+    except LayerStateError as e:
+        print(f"labctl class: {e}", file=sys.stderr)
+        return EXIT_USAGE
     for w in warnings[:20]:
         print(f"warning: {w}", file=sys.stderr)
     if len(warnings) > 20:

@@ -316,3 +316,11 @@ def test_ctrl_c_during_teardown_lets_the_step_finish_and_starts_no_destroy(tmp_p
     assert runner.actions == ["up"] and run.interrupted == "SIGINT" and not run.ok
     state = json.loads((tmp_path / tenancy.STATE_FILE).read_text())
     assert state["status"] == "interrupted" and state["interrupted"] == "SIGINT"
+
+
+def test_a_broken_layer_state_stops_class_up_with_exit_2(class_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (class_dir / "run").mkdir()
+    (class_dir / "run" / tenancy.STATE_FILE).write_text("{cut short")
+    assert cli(class_dir, "up", "--offline") == 2
+    err = capsys.readouterr().err
+    assert tenancy.STATE_FILE in err and "move it away" in err and "Traceback" not in err
