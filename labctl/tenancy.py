@@ -40,7 +40,6 @@ STATE_FILE = "class-layer.json"
 REPORT_FILE = "class-layer-report.md"
 LOCK_FILE = ".class-layer.lock"
 STATE_VERSION = 1
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 RUNNER_TITLES = {"offline": "offline runner: OCI mocked, nothing created", "cloud": "cloud runner: Pulumi + OCI"}
 EXAMPLE_SECTION = (
     "classLayer:\n  name: dblab-2026s1\n  tenancyId: ocid1.tenancy.oc1..aaaaaaaa…\n"
@@ -314,6 +313,7 @@ def write_report(out_dir: Path, run: LayerRun, spec: LayerSpec, details: list[st
 
 # --- the command ----------------------------------------------------------------------------------------------------
 def run_cli(args: argparse.Namespace) -> int:
+    from labctl.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # the one map of exit codes
     from labctl.inputs import InputFileError
     from labctl.roster import ClassConfigError, RosterError
 

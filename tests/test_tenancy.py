@@ -324,3 +324,11 @@ def test_a_broken_layer_state_stops_class_up_with_exit_2(class_dir: Path, capsys
     assert cli(class_dir, "up", "--offline") == 2
     err = capsys.readouterr().err
     assert tenancy.STATE_FILE in err and "move it away" in err and "Traceback" not in err
+
+
+def test_the_example_class_file_sets_up_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    examples = tenancy.REPO_ROOT / "examples"
+    argv = ["class", "setup", str(examples / "roster.csv"), "--class-config", str(examples / "class.yaml")]
+    assert main([*argv, "--offline", "--out-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "tag namespace dblab-2026s1" in out and "TAG targets" in out
