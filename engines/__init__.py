@@ -9,10 +9,10 @@ Adding an engine: README.md, "Adding an engine".
 
 from __future__ import annotations
 
-from engines import mysql
+from engines import mysql, postgresql
 from engines.base import DOTENV_KEYS, EndpointModel, Engine
 
-ENGINES: dict[str, Engine] = {e.name: e for e in (mysql.ENGINE,)}
+ENGINES: dict[str, Engine] = {e.name: e for e in (mysql.ENGINE, postgresql.ENGINE)}
 
 DEFAULT = mysql.ENGINE.name  # dbEngine when the stack does not say
 

@@ -1,0 +1,538 @@
+"""``postgresql``: OCI Database with PostgreSQL (managed PostgreSQL, ``oci.psql.DbSystem``) in the private subnet.
+
+Not Always Free: priced per OCPU-hour (compute of the shape plus the service's own OCPU fee), per GB-hour of memory
+and per GB-month of data actually stored (``PRICES``). Pure at import time (engines/base.py, IMPORT RULE): pulumi and
+pulumi_oci are imported inside ``build``; this module is also what the policy pack reads.
+
+Provider facts below cite oracle/terraform-provider-oci v8.28.0 (the provider pulumi-oci 5.5.0 wraps),
+``internal/service/psql/psql_db_system_resource.go`` as ``res.go:<line>``; argument names are those of
+``pulumi_oci/psql/db_system.py`` (5.5.0).
+
+What the service gives, and what the lab adds:
+- one primary DB instance in the private subnet, reached at ``network_details.primary_db_endpoint_private_ip``
+  (Optional+Computed+ForceNew, res.go:83-88: the service picks a free address when none is sent) on port 5432;
+  no public endpoint exists for this service (``NetworkDetails`` has only a subnet, NSGs and a private IP);
+- an administrator that is NOT a superuser: OCI gives it ``oci_admin_role``, with which it creates users, roles and
+  databases (OCI docs "Managing the Administrator Credentials for a Database System",
+  https://docs.oracle.com/iaas/Content/postgresql/reset-db-admin-credentials.htm);
+- no application database: only PostgreSQL's own ``postgres`` (the check logs in there and creates the lab's
+  database and the least-privilege app user, engines/pgcheck.py);
+- TLS only: the service accepts ``hostssl`` connections only, TLSv1.2 (OCI tutorial "Configure Secure Socket Layer in
+  OCI Database with PostgreSQL", https://docs.oracle.com/en/learn/oci-pgsql-ssl: "only allows the hostssl connection
+  type"; sslmode require / verify-ca / verify-full). The CA that signs the server certificate is published by the
+  service (data source getDbSystemConnectionDetail ``caCertificate``, pulumi_oci/psql/get_db_system_connection_detail
+  .py), so verify-ca is possible; the lab's ``.env`` says ``require`` (what every client understands without a CA
+  file) and the FQDN of the primary endpoint is the DB hostname.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from engines.base import EndpointModel, Engine, password_rule
+
+# Type tokens as pulumi_oci 5.5.0 spells them (psql/db_system.py, psql/get_shapes.py,
+# psql/get_db_system_connection_detail.py).
+DB_SYSTEM = "oci:Psql/dbSystem:DbSystem"
+SHAPES_TOKEN = "oci:Psql/getShapes:getShapes"
+CONNECTION_DETAIL_TOKEN = "oci:Psql/getDbSystemConnectionDetail:getDbSystemConnectionDetail"
+
+PORT = 5432  # PostgreSQL's port; the service's endpoints report it (ConnectionDetails endpoints[].port)
+HOSTNAME_LABEL = "postgresql"  # used only in display names: the service names its own FQDN (primaryDbEndpoints)
+# Major version sent as db_version (Required+ForceNew, res.go:46-50; SetData keeps only the major part, res.go:1525).
+# 14 is what the provider's acceptance test creates (internal/integrationtest/psql_db_system_test.go:69); 16 is the
+# default of public OCI configs (oracle service operator sample, community modules) and the newest version all of them
+# name; the SDK's own docstring gives "17" as an example. A change of this value REPLACES the DB system and its data
+# (the lab never sends allow_major_version_upgrade).
+DB_VERSION = "16"
+# The only storage type the provider accepts (res.go:117-123 StringInSlice {"OCI_OPTIMIZED_STORAGE"}).
+STORAGE_SYSTEM_TYPE = "OCI_OPTIMIZED_STORAGE"
+# Storage is not provisioned: it grows and shrinks with the data, billed per GB used (OCI docs "Billing",
+# https://docs.oracle.com/iaas/Content/postgresql/billing.htm: "You only pay for what you use, instead of what you
+# provisioned"), up to a hard limit of 32 TB per DB system (OCI docs "OCI Database with PostgreSQL Storage Best
+# Practices", https://docs.oracle.com/iaas/Content/postgresql/storage-best-practices.htm: "Maximum capacity is 32 TB
+# per database system"). dbStorageGbs is therefore the data the class expects, used for the cost estimate only,
+# and travels with the resource as this freeform tag so that a plan can be priced without the stack's config.
+MAX_STORAGE_GBS = 32 * 1024
+DATA_GB_TAG = "oci-dblab-expected-data-gb"
+
+# Shapes: <series>.<OCPUs>.<memory>GB, the sized form OCI lists and the provider's tests create
+# ("PostgreSQL.VM.Standard.E5.Flex.2.32GB", psql_db_system_test.go:72 and :156; E4 in examples/psql/main.tf).
+# The lab splits it into the flexible series (sent as `shape`) plus instance_ocpu_count and
+# instance_memory_size_in_gbs, the form the same test applies as an update (psql_db_system_test.go:320-322), so
+# that resizing is one in-place update of three properties (res.go:1434-1455). Series: E4 and E5 (provider
+# example and tests), E6 and Standard3 (the compatible shapes public OCI PostgreSQL configurations list:
+# "VM.Standard.E5.Flex", "VM.Standard.E6.Flex", "VM.Standard3.Flex"). The service's shapes API
+# (oci:Psql/getShapes: shapeOcpuOptions min/max, shapeMemoryOptions) has the exact OCPU and memory ranges of a
+# region; the lab checks only the form and that both numbers are positive, never a guessed limit.
+SERIES = ("PostgreSQL.VM.Standard.E4.Flex", "PostgreSQL.VM.Standard.E5.Flex", "PostgreSQL.VM.Standard.E6.Flex",
+          "PostgreSQL.VM.Standard3.Flex")  # fmt: skip
+SHAPE_PATTERN = (
+    r"(?P<series>PostgreSQL\.VM\.Standard(?:\.E4|\.E5|\.E6|3)\.Flex)"
+    r"\.(?P<ocpus>[1-9][0-9]{0,2})\.(?P<memory>[1-9][0-9]{0,3})GB"
+)
+# 2 OCPUs / 32 GB: the size the provider's acceptance test and Oracle's service-operator sample create
+# (psql_db_system_test.go:72, 81-82; oci-service-operator config/samples/psql_v1beta1_dbsystem.yaml), i.e. known to
+# be accepted. A smaller size (the flex test creates 2 OCPUs with 10 GB, psql_db_system_test.go:177-178) is cheaper.
+DEFAULT_SHAPE = "PostgreSQL.VM.Standard.E5.Flex.2.32GB"
+
+# Generated passwords: these specials survive shells, URLs (percent-encoded anyway) and .env files.
+GENERATED_PASSWORD_SPECIALS = "!#%*+-=?_"
+
+
+def parse_shape(shape: str) -> tuple[str, int, int] | None:
+    """``(series, ocpus, memory_gbs)`` of a sized shape name, or None when it is not one."""
+    m = re.fullmatch(SHAPE_PATTERN, shape)
+    if m is None:
+        return None
+    return m["series"], int(m["ocpus"]), int(m["memory"])
+
+
+# --- admin password and users --------------------------------------------------------------------------------
+# The rule. OCI publishes none for this service in any source this project could read (the console and API pages
+# "Creating a Database System" and "Managing the Administrator Credentials" as stored; the API model
+# PlainTextPasswordDetails, oci-go-sdk psql/plain_text_password_details.go, has no constraint; the provider has no
+# validation, res.go:2583-2616). So the lab applies the rule OCI documents for its other managed MySQL/PostgreSQL
+# family service, MySQL HeatWave: 8-32 characters with a digit, a lower- and an uppercase letter and a special
+# character, not containing the user name, printable ASCII only. Passwords public configs create this service with
+# all fit it: "BEstrO0ng_#11" (the provider's acceptance test, psql_db_system_test.go:132) and "Welcome123###"
+# (a public terraform.tfvars found by code search). No character is known to be refused by OCI; the lab refuses
+# non-printable and non-ASCII characters, as for every engine (a password must survive .env and URLs).
+password_problem = password_rule(8, 32)
+
+# PostgreSQL refuses these as role names (tried on PostgreSQL 15.18 while this was written: `CREATE ROLE pg_admin`
+# -> 'Role names starting with "pg_" are reserved'; public, none, current_user, session_user, current_role -> syntax
+# error, reserved words), and the service keeps "postgres" for itself (the admin is not the superuser, see above)
+# and grants "oci_admin_role".
+RESERVED_PREFIX = "pg_"
+
+
+class ReservedRoles(frozenset):
+    """The reserved role names; ``in`` is also true for any name starting with ``pg_`` (PostgreSQL reserves the
+    prefix), so config's ``user.lower() in engine.reserved_users`` refuses those too."""
+
+    def __contains__(self, name: object) -> bool:
+        return frozenset.__contains__(self, name) or (isinstance(name, str) and name.startswith(RESERVED_PREFIX))
+
+
+RESERVED_USERS = ReservedRoles(
+    {"postgres", "public", "none", "current_user", "session_user", "current_role", "oci_admin_role", "pg_*"}
+)
+
+
+# --- the DB system's arguments (pure) ------------------------------------------------------------------------
+def db_system_args(args: Any, admin_password: Any, secret: Callable[[Any], Any] = lambda v: v) -> dict[str, Any]:
+    """Keyword arguments of ``oci.psql.DbSystem`` for the Database component's ``args`` (components/database.py
+    DatabaseArgs), nested arguments as plain dicts (the SDK accepts its ``*ArgsDict`` forms). Pure: no pulumi;
+    ``secret`` wraps the values the provider treats as Sensitive (build passes ``pulumi.Output.secret``)."""
+    parsed = parse_shape(args.shape)
+    if parsed is None:
+        raise ValueError(f"dbShape {args.shape!r} is not a postgresql shape (e.g. {DEFAULT_SHAPE})")
+    series, ocpus, memory = parsed
+    kwargs: dict[str, Any] = {
+        "compartment_id": args.compartment_id,
+        "display_name": f"{args.name_prefix}-postgresql",
+        "description": "oci-dblab: OCI Database with PostgreSQL, private subnet only",
+        "db_version": DB_VERSION,
+        # The flexible series plus the size (res.go:93-100 shape Required, no ForceNew, compared without the
+        # "PostgreSQL." prefix by normalizeShape :2985; :253/:258 memory and OCPUs Optional+Computed, no ForceNew).
+        "shape": series,
+        "instance_ocpu_count": ocpus,
+        "instance_memory_size_in_gbs": memory,
+        "instance_count": 1,  # one primary, no read replicas: a lab
+        # Private endpoint in the private subnet (subnet_id Required+ForceNew, res.go:63-67). No NSG: the private
+        # subnet's security list is the lab's one place for the DB port (TCP 5432 from the app subnet only).
+        "network_details": {"subnet_id": args.subnet_id},
+        # AD-local storage in the availability domain the lab placed the DB in (components/lookups.py): with
+        # is_regionally_durable false, availability_domain must be given (pulumi_oci psql/_inputs.py
+        # DbSystemStorageDetailsArgs). All three are ForceNew (res.go:109-113, :114-124, :125-130).
+        "storage_details": {
+            "system_type": STORAGE_SYSTEM_TYPE,
+            "is_regionally_durable": False,
+            "availability_domain": args.availability_domain,
+        },
+        # The password travels in plain text to the API (PLAIN_TEXT, res.go:2594-2600) and the provider keeps it in
+        # its state (the acceptance test reads it back, psql_db_system_test.go:331). The provider marks both
+        # password_type and password Sensitive (res.go:186-190, :198-203): both go out as secrets (the password is
+        # a secret Output already), and build() lists `credentials` in additional_secret_outputs.
+        "credentials": {
+            "username": args.admin_user,
+            "password_details": {"password_type": secret("PLAIN_TEXT"), "password": secret(admin_password)},
+        },
+        "freeform_tags": {**dict(args.tags), DATA_GB_TAG: str(int(args.storage_gbs))},
+    }
+    if args.backup_retention_days:
+        # Daily automatic backups kept N days (management_policy.backup_policy, Optional+Computed, res.go:382-;
+        # kind DAILY as in public configs; left out: the service's default policy applies).
+        kwargs["management_policy"] = {
+            "backup_policy": {"kind": "DAILY", "retention_days": int(args.backup_retention_days), "backup_start": "02:00"}
+        }
+    return kwargs
+
+
+def resource_options_fields(args: Any) -> dict[str, Any]:
+    """The ``ResourceOptions`` fields the DB system gets besides ``parent`` (pure, tested without pulumi)."""
+    return {
+        # credentials: a change of username would REPLACE the DB system (username ForceNew, res.go:218-222) and a
+        # change of password is sent as ResetMasterUserPassword (res.go:1289-1294, :1713), which public reports say
+        # fails from Terraform (oracle/terraform-provider-oci issue 2098, open: "Unable to update password for admin
+        # DB user on oci_psql_db_system"). The lab sets them once; rotate the password in the console or with
+        # `oci psql db-system reset-master-user-password` (README, "Changing the password").
+        # storageDetails.availabilityDomain: the AD is chosen on every run and is ForceNew (res.go:125-130); an
+        # existing DB system (and its data) stays where it is.
+        "ignore_changes": ["credentials", "storageDetails.availabilityDomain"],
+        "additional_secret_outputs": ["credentials"],
+        # The service has no deletion-protection flag (no such field in res.go's schema); Pulumi's protect is the
+        # lab's equivalent: `pulumi destroy` refuses until dbDeletionProtection is turned off.
+        "protect": bool(args.deletion_protection),
+    }
+
+
+def build(db: Any, name: str, args: Any) -> Any:
+    """Declare the PostgreSQL DB system as a child of the Database component ``db``."""
+    import pulumi
+    import pulumi_oci as oci
+
+    from components import ocimods
+    from components.database import DatabaseEndpoint
+
+    ocimods.use("psql", "db_system", "get_db_system_connection_detail")
+    system = oci.psql.DbSystem(
+        f"{name}-postgresql",
+        **db_system_args(args, db.admin_password, pulumi.Output.secret),
+        opts=pulumi.ResourceOptions(parent=db, **resource_options_fields(args)),
+    )
+    private_ip = system.network_details.apply(lambda n: n.primary_db_endpoint_private_ip if n else None)
+    detail = oci.psql.get_db_system_connection_detail_output(
+        db_system_id=system.id, opts=pulumi.InvokeOutputOptions(parent=db)
+    )
+    hostname = pulumi.Output.all(detail.primary_db_endpoints, private_ip).apply(_primary_fqdn)
+    return DatabaseEndpoint(resource_id=system.id, private_ip=private_ip, port=PORT, hostname=hostname)
+
+
+def _primary_fqdn(values: Sequence[Any]) -> str:
+    """The primary endpoint's FQDN; its private IP when the service reports no FQDN."""
+    endpoints, ip = values
+    for ep in endpoints or []:
+        fqdn = ep.get("fqdn") if isinstance(ep, Mapping) else getattr(ep, "fqdn", None)
+        if fqdn:
+            return str(fqdn)
+    return str(ip or "")
+
+
+# --- reachability / policy -----------------------------------------------------------------------------------
+def _props(resource: Any) -> Mapping[str, Any]:
+    return getattr(resource, "props", None) or getattr(resource, "inputs", None) or {}
+
+
+def _type(resource: Any) -> str:
+    return getattr(resource, "resource_type", None) or getattr(resource, "type", None) or ""
+
+
+def endpoints(resources: Sequence[Any]) -> list[EndpointModel]:
+    """The declared PostgreSQL DB systems: their subnet link, port 5432 and private IP (when known)."""
+    out = []
+    for r in resources:
+        if _type(r) != DB_SYSTEM:
+            continue
+        props = _props(r)
+        net = props.get("networkDetails") or {}
+        outputs = getattr(r, "outputs", None) or {}
+        ip = (outputs.get("networkDetails") or {}).get("primaryDbEndpointPrivateIp") or net.get(
+            "primaryDbEndpointPrivateIp"
+        )
+        out.append(
+            EndpointModel(
+                name=getattr(r, "name", ""),
+                urn=getattr(r, "urn", ""),
+                subnet=net.get("subnetId"),
+                ports=(PORT,),
+                private_ip=ip if isinstance(ip, str) and ip else None,
+            )
+        )
+    return out
+
+
+# --- offline mocks (labctl/offline.py) -----------------------------------------------------------------------
+def mock_outputs(type_token: str, inputs: Mapping[str, Any], private_ip: str = "10.0.2.2") -> dict | None:
+    """What OCI answers for a created DB system (camelCase outputs as pulumi-oci returns them), or None when
+    ``type_token`` is not this engine's. ``private_ip``: the address the mock cloud hands out in the subnet."""
+    if type_token != DB_SYSTEM:
+        return None
+    state: dict[str, Any] = dict(inputs)
+    net = dict(inputs.get("networkDetails") or {})
+    net.setdefault("primaryDbEndpointPrivateIp", private_ip)
+    net.setdefault("nsgIds", [])
+    net.setdefault("isReaderEndpointEnabled", False)
+    storage = dict(inputs.get("storageDetails") or {})
+    storage.setdefault("iops", "75000")  # the smallest performance tier (75K IOPS) public configs name
+    creds = dict(inputs.get("credentials") or {})
+    state.update(
+        {
+            "networkDetails": net,
+            "storageDetails": storage,
+            "adminUsername": creds.get("username", ""),
+            # the provider returns the shape with the "PostgreSQL." prefix (pulumi_oci psql/db_system.py, shape)
+            "shape": str(inputs.get("shape", "")),
+            "systemType": STORAGE_SYSTEM_TYPE,
+            "instanceCount": int(inputs.get("instanceCount") or 1),
+            "instances": [
+                {
+                    "availabilityDomain": storage.get("availabilityDomain", ""),
+                    "displayName": f"{inputs.get('displayName', 'postgresql')}-1",
+                    "id": "ocid1.postgresqldbinstance.oc1..mock",
+                    "state": "ACTIVE",
+                    "description": "",
+                    "lifecycleDetails": "",
+                    "timeCreated": "2026-11-27T00:00:00.000Z",
+                    "timeUpdated": "2026-11-27T00:00:00.000Z",
+                }
+            ],
+            "systemRole": "STANDALONE",
+            "lifecycleDetails": "",
+            "state": "ACTIVE",
+        }
+    )
+    return state
+
+
+MOCK_CA_CERTIFICATE = (
+    "-----BEGIN CERTIFICATE-----\nMIIBmockOCIPostgreSQLCAcertificateForOfflinePlansOnly\n-----END CERTIFICATE-----\n"
+)
+
+
+def mock_invoke(token: str, args: Mapping[str, Any], region: str = "mock-1") -> dict | None:
+    """Realistic answers to this engine's invokes (shapes of the region, the DB system's connection details)."""
+    if token == SHAPES_TOKEN:
+        items = []
+        for series in SERIES:
+            compute = series.removeprefix("PostgreSQL.")
+            items.append(
+                {
+                    "id": series,
+                    "shape": series,
+                    "isFlexible": True,
+                    "ocpuCount": 0,
+                    "memorySizeInGbs": 0,
+                    "shapeOcpuOptions": [{"min": 1, "max": 64}],
+                    "shapeMemoryOptions": [
+                        {
+                            "minInGbs": 16,
+                            "maxInGbs": 1024,
+                            "defaultPerOcpuInGbs": 16,
+                            "minPerOcpuInGbs": 1,
+                            "maxPerOcpuInGbs": 64,
+                        }
+                    ],
+                    "computeShape": compute,
+                }
+            )
+        return {"compartmentId": args.get("compartmentId"), "id": "shapes", "shapeCollections": [{"items": items}]}
+    if token == CONNECTION_DETAIL_TOKEN:
+        system = str(args.get("dbSystemId", ""))
+        label = "".join(c for c in system[-12:].lower() if c.isalnum()) or "mock"
+        fqdn = f"primary.{label}.postgresql.{region}.oci.oraclecloud.com"
+        return {
+            "dbSystemId": system,
+            "id": system,
+            "caCertificate": MOCK_CA_CERTIFICATE,
+            "primaryDbEndpoints": [{"fqdn": fqdn, "ipAddress": "", "port": PORT}],
+            "readerEndpoints": [],
+            "instanceEndpoints": [],
+        }
+    return None
+
+
+# --- cost ----------------------------------------------------------------------------------------------------
+# Oracle's price list (PAYG USD), as generated from Oracle's price-list API
+# (https://apexapps.oracle.com/pls/apex/cetools/api/v1/products/, apiLastUpdated 2026-01-05) in
+# github.com/jasonwilbur/oci-pricing-mcp src/data/pricing-data.json (products B99060, B99062). OCI's billing page
+# (https://docs.oracle.com/iaas/Content/postgresql/billing.htm) bills "Compute cost based on the shape", "Storage
+# cost", "Volume performance unit cost" and "Related OCI Database with PostgreSQL fees": the compute of the shape's
+# series (labctl/data/prices.json ``compute``) PLUS the service's per-OCPU fee PLUS the GB-months stored. The VPU
+# (performance tier) charge has no figure in any source read: it is printed as "cost unknown", never as zero.
+PRICES: dict[str, Any] = {
+    "service_ocpu_hour": 0.098,  # B99060 "Database with PostgreSQL - X86", OCPU Per Hour
+    "storage_gb_month": 0.072,  # B99062 "Database Optimized Storage", Gigabyte Storage Capacity Per Month
+    "vpu": None,  # unknown
+    # series -> the compute shape whose OCPU/memory prices apply (labctl/data/prices.json "compute" keys)
+    "compute_shape": {s: s.removeprefix("PostgreSQL.") for s in SERIES},
+    "billing": "billed from the end of CREATING through ACTIVE/UPDATING/DELETING; not billed while INACTIVE "
+    "(stopped), DELETED or FAILED (billing.htm)",
+    "sources": {
+        "psql-price-list": {
+            "url": "https://github.com/jasonwilbur/oci-pricing-mcp/blob/main/src/data/pricing-data.json",
+            "says": "Generated from Oracle's price list API (apiLastUpdated 2026-01-05): B99060 'Database with "
+            "PostgreSQL - X86' $0.098 per OCPU Per Hour; B99062 'Database Optimized Storage' $0.072 per Gigabyte "
+            "Storage Capacity Per Month (serviceCategory 'Database with PostgreSQL').",
+            "read_on": "2026-11-27",
+        },
+        "psql-billing": {
+            "url": "https://docs.oracle.com/iaas/Content/postgresql/billing.htm",
+            "says": "Billing includes compute cost based on the shape, storage cost, volume performance unit cost and "
+            "related OCI Database with PostgreSQL fees; storage: 'You only pay for what you use, instead of what you "
+            "provisioned'; not billed in the INACTIVE, DELETED or FAILED state.",
+            "read_on": "2026-11-27",
+        },
+    },
+}
+
+
+def monthly_lines(
+    name: str, shape: str, data_gbs: float, hours: int, compute: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The monthly cost lines of one DB system (pure): dicts with item, quantity, unit, unit_price, monthly (None:
+    cost unknown), note. ``compute``: labctl/data/prices.json ``compute`` (series prices). Second value: the
+    compute price's source ids used."""
+    parsed = parse_shape(shape)
+    if parsed is None:
+        return [_unknown(f"{shape} DB system", 1, "DB system", "not a postgresql shape the lab prices")], []
+    series, ocpus, memory = parsed
+    lines: list[dict[str, Any]] = []
+    ids: list[str] = []
+    spec = compute.get(PRICES["compute_shape"][series])
+    if spec is None or "ocpu_hour" not in spec:
+        lines.append(_unknown(f"{series} compute", ocpus * hours, "OCPU-hour", "no price of this series is sourced"))
+    else:
+        ids += list(spec.get("sources", []))
+        lines.append(_priced(f"{series} OCPU (compute)", ocpus * hours, "OCPU-hour", spec["ocpu_hour"]))
+        lines.append(_priced(f"{series} memory (compute)", memory * hours, "GB-hour", spec["memory_gb_hour"]))
+    lines.append(_priced("PostgreSQL service OCPU fee", ocpus * hours, "OCPU-hour", PRICES["service_ocpu_hour"]))
+    lines.append(
+        _priced(
+            "database optimized storage",
+            data_gbs,
+            "GB-month",
+            PRICES["storage_gb_month"],
+            "the data stored (dbStorageGbs); storage grows with the data",
+        )
+    )
+    lines.append(
+        _unknown("storage performance (VPUs)", data_gbs, "GB-month", "no public figure for the service's VPU charge")
+    )
+    return lines, ids
+
+
+def _priced(item: str, qty: float, unit: str, price: float, note: str = "") -> dict[str, Any]:
+    return {"item": item, "quantity": qty, "unit": unit, "unit_price": price, "monthly": round(qty * price, 2),
+            "note": note}  # fmt: skip
+
+
+def _unknown(item: str, qty: float, unit: str, why: str) -> dict[str, Any]:
+    return {"item": item, "quantity": qty, "unit": unit, "unit_price": None, "monthly": None,
+            "note": f"cost unknown: {why}"}  # fmt: skip
+
+
+def data_gbs_of(resource: Any, default: float = 50.0) -> float:
+    """The expected data (GB) a declared DB system carries in its freeform tag (``DATA_GB_TAG``)."""
+    tags = _props(resource).get("freeformTags") or {}
+    try:
+        return float(tags.get(DATA_GB_TAG, default))
+    except (TypeError, ValueError):
+        return default
+
+
+# --- create duration -----------------------------------------------------------------------------------------
+# No public apply log of an oci_psql_db_system create was found (searched: provider issues, public repositories'
+# logs). The provider waits up to 1 h (res.go:31-35 Create timeout "1h"). Unknown, not guessed.
+DURATIONS: dict[str, Any] = {
+    DB_SYSTEM: {
+        "seconds": None,
+        "sources": [],
+        "note": "unknown: no public apply log found; the provider's create timeout is 1 h (psql_db_system_resource.go"
+        ":31-35)",
+    }
+}
+
+# --- elastic sizing (labctl plan / labctl diff) --------------------------------------------------------------
+_PROVIDER = "terraform-provider-oci v8.28.0 internal/service/psql/psql_db_system_resource.go"
+SIZING: tuple[dict[str, Any], ...] = (
+    {
+        "key": "dbShape",
+        "resource_type": DB_SYSTEM,
+        "prop": "shape",
+        "in_place": True,
+        "source": f"{_PROVIDER}:94 `shape` Required, no ForceNew; sent in UpdateDbSystem by UpdateWithContext "
+        "(:1276, shape with OCPUs and memory at :1434-1455)",
+        "note": "the series part of dbShape",
+    },
+    {
+        "key": "dbShape",
+        "resource_type": DB_SYSTEM,
+        "prop": "instanceOcpuCount",
+        "in_place": True,
+        "source": f"{_PROVIDER}:258 `instance_ocpu_count` Optional+Computed, no ForceNew; sent at :1351 and :1439",
+        "note": "the OCPUs of dbShape (<series>.<OCPUs>.<memory>GB)",
+    },
+    {
+        "key": "dbShape",
+        "resource_type": DB_SYSTEM,
+        "prop": "instanceMemorySizeInGbs",
+        "in_place": True,
+        "source": f"{_PROVIDER}:253 `instance_memory_size_in_gbs` Optional+Computed, no ForceNew; sent at :1346 "
+        "and :1443",
+        "note": "the memory of dbShape",
+    },
+    {
+        "key": "dbStorageGbs",
+        "resource_type": DB_SYSTEM,
+        "prop": f"freeformTags.{DATA_GB_TAG}",
+        "in_place": True,
+        "source": "storage is not provisioned (billing.htm: pay for what you use); the value is a freeform tag, "
+        f"Optional+Computed, no ForceNew ({_PROVIDER}, freeform_tags)",
+        "note": "only the cost estimate changes; storage grows by itself up to 32 TB",
+    },
+)
+
+
+ENGINE = Engine(
+    name="postgresql",
+    family="postgresql",
+    description="OCI Database with PostgreSQL DB system (managed PostgreSQL, oci.psql.DbSystem)",
+    port=PORT,
+    extra_ports=(),
+    default_shape=DEFAULT_SHAPE,
+    shape_pattern=SHAPE_PATTERN,
+    example_shape=DEFAULT_SHAPE,
+    always_free_shape=None,  # not part of Always Free
+    min_storage_gbs=1,
+    max_storage_gbs=MAX_STORAGE_GBS,
+    fixed_storage_gbs={},
+    default_admin_user="admin",  # the name public configs of this service use
+    reserved_users=RESERVED_USERS,
+    # PostgreSQL's own databases: the lab database must not be one of them
+    reserved_db_names=frozenset({"postgres", "template0", "template1"}),
+    password_problem=password_problem,
+    password_specials=GENERATED_PASSWORD_SPECIALS,
+    ssl_mode="require",
+    url_scheme="postgresql",
+    hostname_label=HOSTNAME_LABEL,
+    resource_types=frozenset({DB_SYSTEM, SHAPES_TOKEN, CONNECTION_DETAIL_TOKEN}),
+    endpoint_type=DB_SYSTEM,
+    lab_concepts="an OCI Database with PostgreSQL DB system has only a private endpoint in the private subnet and "
+    "accepts TLS connections only; it is reached through the app VM",
+    shapes_token=None,  # psql getShapes lists a region's shapes, not one AD's: the DB goes to the app VM's AD
+    # Namespace oci_postgresql with dimension resourceId = the DB system's OCID (OCI docs "OCI Database with
+    # PostgreSQL Metrics", https://docs.oracle.com/iaas/Content/postgresql/metrics.htm: dimensions resourceType,
+    # resourceName, resourceId, dbInstanceRole, dbInstanceId; metrics BufferCacheHitRatio, Connections, ...).
+    # CpuUtilization and MemoryUtilization as public OCI alarms and collectors spell them with this namespace
+    # (code search: `namespace = "oci_postgresql"` with `CpuUtilization[5m]{resourceId = ...}.mean() > 80`; a
+    # collector's list "CpuUtilization MemoryUtilization Connections BufferCacheHitRatio ... UsedStorage").
+    # Storage is left out: UsedStorage is GB, not a percentage of a capacity (storage grows by itself).
+    monitoring_namespace="oci_postgresql",
+    metrics={"cpu": "CpuUtilization", "memory": "MemoryUtilization", "connections": "Connections"},
+    # max_connections is set by the service's shape-specific default configuration; no per-shape figure was found
+    # in a public source, so none is recorded (no connections alarm; a warning says so).
+    max_connections={},
+    free_pools={},
+    sizing={"facts": SIZING},
+    prices=PRICES,
+    durations=DURATIONS,
+    local_server="postgresql",
+    build=build,
+    endpoints=endpoints,
+    mock_outputs=mock_outputs,
+    mock_invoke=mock_invoke,
+)
