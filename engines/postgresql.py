@@ -166,8 +166,9 @@ def db_system_args(args: Any, admin_password: Any, secret: Callable[[Any], Any] 
     if args.backup_retention_days:
         # Daily automatic backups kept N days (management_policy.backup_policy, Optional+Computed, res.go:382-;
         # kind DAILY as in public configs; left out: the service's default policy applies).
+        days = int(args.backup_retention_days)
         kwargs["management_policy"] = {
-            "backup_policy": {"kind": "DAILY", "retention_days": int(args.backup_retention_days), "backup_start": "02:00"}
+            "backup_policy": {"kind": "DAILY", "retention_days": days, "backup_start": "02:00"}
         }
     return kwargs
 

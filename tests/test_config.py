@@ -120,7 +120,7 @@ BAD = [
     ({"appShape": "VM.Standard.A1.Flex", "appOcpus": "2", "appMemoryGbs": "200"}, (), "appMemoryGbs", "does not fit"),
     ({"appImageId": "ubuntu-22.04"}, (), "appImageId", "is not an OCID"),
     ({"dbEngine": "oracle"}, (), "dbEngine", "not a known engine"),
-    ({"dbEngine": "postgresql"}, (), "dbEngine", "planned but not built yet"),
+    ({"dbEngine": "nosql"}, (), "dbEngine", "planned but not built yet"),
     ({"dbShape": "VM.Standard.E2.1.Micro"}, (), "dbShape", "not a mysql shape"),
     ({"dbStorageGbs": "100"}, (), "dbStorageGbs", "exactly 50 GB"),
     ({"dbShape": "MySQL.2", "dbStorageGbs": "20"}, (), "dbStorageGbs", "out of range"),

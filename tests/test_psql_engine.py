@@ -1,0 +1,315 @@
+"""The ``postgresql`` engine (OCI Database with PostgreSQL): its spec and rules as plain functions, the real program
+under the OCI mocks with dbEngine=postgresql, its bad-config table, cost lines and the README row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import ROOT, good_raw, plan_of
+
+import engines
+from components.config import ConfigError, parse_config
+from engines import postgresql as pg
+from labctl.offline import REDACTED, Plan, PlannedResource
+
+ENGINE = engines.get("postgresql")
+DBSYS = pg.DB_SYSTEM
+SHAPE = "PostgreSQL.VM.Standard.E5.Flex.2.32GB"
+PRIVATE_SUBNET_CIDR = "10.0.1.0/24"
+APP_SUBNET_CIDR = "10.0.0.0/24"
+
+
+def db_args(**over):
+    base = dict(
+        engine="postgresql",
+        compartment_id="ocid1.compartment.oc1..x",
+        subnet_id="ocid1.subnet.oc1..private",
+        subnet_domain="private.lab.oraclevcn.com",
+        availability_domain="Uocm:PHX-AD-1",
+        shape=SHAPE,
+        storage_gbs=50,
+        admin_user="admin",
+        name_prefix="dblab-s1",
+        tags={"project": "oci-dblab"},
+        admin_password="<secret>",
+        app_user="app",
+        backup_retention_days=None,
+        deletion_protection=False,
+    )
+    base.update(over)
+    return SimpleNamespace(**base)
+
+
+# --- spec ----------------------------------------------------------------------------------------------------
+def test_registered_with_its_port_family_and_no_always_free_shape():
+    assert engines.engine_of_type(DBSYS) is ENGINE and "postgresql" not in engines.PLANNED
+    assert (ENGINE.family, ENGINE.port, ENGINE.extra_ports, ENGINE.url_scheme) == ("postgresql", 5432, (), "postgresql")
+    assert ENGINE.always_free_shape is None and ENGINE.free_pools == {}
+    assert ENGINE.ssl_mode == "require"  # the service takes hostssl connections only
+
+
+@pytest.mark.parametrize(
+    ("shape", "parsed"),
+    [
+        ("PostgreSQL.VM.Standard.E5.Flex.2.32GB", ("PostgreSQL.VM.Standard.E5.Flex", 2, 32)),
+        ("PostgreSQL.VM.Standard.E4.Flex.4.64GB", ("PostgreSQL.VM.Standard.E4.Flex", 4, 64)),
+        ("PostgreSQL.VM.Standard3.Flex.1.16GB", ("PostgreSQL.VM.Standard3.Flex", 1, 16)),
+        ("PostgreSQL.VM.Standard.E6.Flex.3.12GB", ("PostgreSQL.VM.Standard.E6.Flex", 3, 12)),
+        ("PostgreSQL.VM.Standard.E5.Flex", None),  # the series alone: no size
+        ("VM.Standard.E5.Flex.2.32GB", None),  # the compute shape, not the service's
+        ("PostgreSQL.VM.Standard.E5.Flex.0.32GB", None),
+        ("PostgreSQL.VM.Standard.E5.Flex.2.0GB", None),
+        ("PostgreSQL.VM.Standard.E5.Flex.2.32GBx", None),
+        ("PostgreSQL.VM.Standard.A1.Flex.2.32GB", None),
+        ("MySQL.Free", None),
+    ],
+)
+def test_shapes_are_a_series_plus_ocpus_and_memory(shape, parsed):
+    assert pg.parse_shape(shape) == parsed
+    assert ENGINE.shape_ok(shape) is (parsed is not None)
+
+
+@pytest.mark.parametrize(
+    ("password", "words"),
+    [
+        ("Sh0rt!", "has 6 characters (needs 8-32)"),
+        ("A" * 30 + "a1#", "has 33 characters"),
+        ("alllowercase1!", "no uppercase"),
+        ("NoDigitsHere!!", "no digit"),
+        ("NoSpecial1234", "no special"),
+        ("Adm1n#admin2026", "contains the admin user name"),
+        ("Gr\u00fcn-Passw0rt", "outside printable ASCII"),
+    ],
+)
+def test_password_rule_names_what_is_wrong_and_never_the_password(password, words):
+    why = ENGINE.password_problem(password, "admin")
+    assert why is not None and words in why and password not in why
+
+
+def test_passwords_public_configs_create_this_service_with_pass_the_rule():
+    for password in ("BEstrO0ng_#11", "Welcome123###"):  # provider acceptance test; a public tfvars
+        assert ENGINE.password_problem(password, "admin") is None
+
+
+@pytest.mark.parametrize("user", ["postgres", "PUBLIC", "none", "current_user", "oci_admin_role", "pg_monitor", "pg_x"])
+def test_reserved_role_names_and_the_pg_prefix_are_refused(user):
+    assert user.lower() in ENGINE.reserved_users
+
+
+@pytest.mark.parametrize("user", ["admin", "labadmin", "app", "pgadmin", "student_pg"])
+def test_ordinary_role_names_are_not_reserved(user):
+    assert user.lower() not in ENGINE.reserved_users
+
+
+# --- the DB system's arguments (pure) ------------------------------------------------------------------------
+def test_db_system_arguments_private_endpoint_sized_shape_and_ad_local_storage():
+    kw = pg.db_system_args(db_args(), "pw", secret=lambda v: ("SECRET", v))
+    assert kw["shape"] == "PostgreSQL.VM.Standard.E5.Flex"
+    assert (kw["instance_ocpu_count"], kw["instance_memory_size_in_gbs"], kw["instance_count"]) == (2, 32, 1)
+    assert kw["db_version"] == pg.DB_VERSION
+    # private only: the subnet, no NSG, no address of its own choosing (the service picks one in the subnet)
+    assert kw["network_details"] == {"subnet_id": "ocid1.subnet.oc1..private"}
+    assert kw["storage_details"] == {
+        "system_type": "OCI_OPTIMIZED_STORAGE",
+        "is_regionally_durable": False,
+        "availability_domain": "Uocm:PHX-AD-1",
+    }
+    assert kw["credentials"] == {
+        "username": "admin",
+        "password_details": {"password_type": ("SECRET", "PLAIN_TEXT"), "password": ("SECRET", "pw")},
+    }
+    assert kw["freeform_tags"] == {"project": "oci-dblab", pg.DATA_GB_TAG: "50"}
+    assert "management_policy" not in kw  # the service's default backup policy applies
+
+
+def test_backup_retention_becomes_a_daily_backup_policy():
+    kw = pg.db_system_args(db_args(backup_retention_days=7), "pw")
+    assert kw["management_policy"] == {"backup_policy": {"kind": "DAILY", "retention_days": 7, "backup_start": "02:00"}}
+
+
+def test_a_bad_shape_never_reaches_the_provider():
+    with pytest.raises(ValueError, match="not a postgresql shape"):
+        pg.db_system_args(db_args(shape="MySQL.Free"), "pw")
+
+
+def test_options_ignore_credentials_and_the_ad_and_protect_on_request():
+    opts = pg.resource_options_fields(db_args())
+    assert opts["ignore_changes"] == ["credentials", "storageDetails.availabilityDomain"]
+    assert opts["additional_secret_outputs"] == ["credentials"] and opts["protect"] is False
+    assert pg.resource_options_fields(db_args(deletion_protection=True))["protect"] is True
+
+
+# --- the program under the mocks -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pgplan() -> Plan:
+    return plan_of(dbEngine="postgresql")
+
+
+def the(plan: Plan, rtype: str) -> PlannedResource:
+    [r] = [r for r in plan.resources if r.resource_type == rtype and r.custom]
+    return r
+
+
+def test_program_declares_the_db_system_and_no_mysql(pgplan):
+    types = {r.resource_type for r in pgplan.resources}
+    assert DBSYS in types and not any(t.startswith("oci:Mysql/") for t in types)
+    db = the(pgplan, DBSYS)
+    assert db.name == "lab-postgresql" and db.parent and db.parent.endswith("oci-dblab:database:Database::lab")
+    assert db.props["shape"] == "PostgreSQL.VM.Standard.E5.Flex" and db.props["instanceOcpuCount"] == 2
+
+
+def test_password_is_secret_in_inputs_and_state(pgplan):
+    db = the(pgplan, DBSYS)
+    assert {"credentials.passwordDetails.password", "credentials.passwordDetails.passwordType"} <= db.secret_paths
+    assert db.additional_secret_outputs == ["credentials"]
+    assert db.ignore_changes == ["credentials", "storageDetails.availabilityDomain"]
+    [shown] = [r for r in pgplan.to_dict()["resources"] if r["type"] == DBSYS]
+    assert shown["inputs"]["credentials"]["passwordDetails"] == {"password": REDACTED, "passwordType": REDACTED}
+    password = db.props["credentials"]["passwordDetails"]["password"]
+    assert len(password) >= 8 and password not in json.dumps(pgplan.to_dict())
+
+
+def test_no_public_endpoint_and_the_db_sits_in_the_private_subnet(pgplan):
+    db = the(pgplan, DBSYS)
+    [private] = [r for r in pgplan.resources if r.name == "lab-private-subnet" and r.custom]
+    assert private.props["prohibitPublicIpOnVnic"] is True
+    assert db.props["networkDetails"]["subnetId"] == private.id
+    assert set(db.props["networkDetails"]) == {"subnetId"}
+
+
+def _ingress(plan: Plan, name: str) -> list[tuple]:
+    [sl] = [r for r in plan.resources if r.name == name and r.custom]
+    return [
+        (x["protocol"], x["source"], x["tcpOptions"]["min"], x["tcpOptions"]["max"])
+        for x in sl.props.get("ingressSecurityRules", [])
+    ]
+
+
+def test_port_5432_is_open_only_from_the_app_subnet(pgplan):
+    assert _ingress(pgplan, "lab-private-sl") == [("6", APP_SUBNET_CIDR, 5432, 5432)]
+    assert all(rule[2] != 5432 for rule in _ingress(pgplan, "lab-public-sl"))
+
+
+def test_policy_rules_pass(pgplan):
+    from policy.rules import evaluate
+
+    assert evaluate(pgplan.resources) == []
+
+
+def test_endpoints_model_the_db_for_reach_and_policy(pgplan):
+    [ep] = pg.endpoints(pgplan.resources)
+    db = the(pgplan, DBSYS)
+    assert (ep.name, ep.urn, ep.ports) == ("lab-postgresql", db.urn, (5432,))
+    assert ep.subnet == db.props["networkDetails"]["subnetId"]
+
+
+def test_db_alarms_use_the_service_namespace_and_resource_id(pgplan):
+    alarms = {r.name: r for r in pgplan.resources if r.resource_type == "oci:Monitoring/alarm:Alarm"}
+    assert {"lab-ops-db-cpu", "lab-ops-db-memory"} <= set(alarms)
+    for name in ("lab-ops-db-cpu", "lab-ops-db-memory"):
+        assert alarms[name].props["namespace"] == "oci_postgresql"
+    assert alarms["lab-ops-db-cpu"].props["query"].startswith("CpuUtilization[")
+    assert any("no connections alarm" in w for w in pgplan.warnings)
+
+
+# --- bad config ----------------------------------------------------------------------------------------------
+BAD = [
+    ({"dbShape": "MySQL.Free"}, (), "dbShape", "not a postgresql shape"),
+    ({"dbShape": "PostgreSQL.VM.Standard.E5.Flex"}, (), "dbShape", "not a postgresql shape"),
+    ({"dbShape": "PostgreSQL.VM.Standard.E5.Flex.0.16GB"}, (), "dbShape", "not a postgresql shape"),
+    ({"dbStorageGbs": "40000"}, (), "dbStorageGbs", "out of range; allowed 1..32768"),
+    ({"dbPassword": "Sh0rt!"}, ("dbPassword",), "dbPassword", "6 characters (needs 8-32)"),
+    ({"dbPassword": "NoSpecial1234"}, ("dbPassword",), "dbPassword", "no special"),
+    ({"dbAdminUser": "postgres"}, (), "dbAdminUser", "is reserved by postgresql"),
+    ({"dbAdminUser": "pg_admin"}, (), "dbAdminUser", "is reserved by postgresql"),
+    ({"dbName": "template1"}, (), "dbName", "system schema of postgresql"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "secret", "key", "words"), BAD, ids=[f"{b[2]}-{i}" for i, b in enumerate(BAD)])
+def test_bad_postgresql_config_names_the_key_and_the_rule(overrides, secret, key, words):
+    raw = good_raw(dbEngine="postgresql", **overrides)
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, "dev", secret_keys=set(secret))
+    mine = [p for p in e.value.problems if p.key == key]
+    assert len(mine) == 1, [str(p) for p in e.value.problems]
+    assert words in str(mine[0])
+    if "dbPassword" in overrides:
+        assert overrides["dbPassword"] not in str(e.value)
+
+
+def test_good_postgresql_config_parses():
+    cfg = parse_config(good_raw(dbEngine="postgresql", dbStorageGbs="20"), "dev")
+    assert cfg.engine is ENGINE and cfg.db_shape == pg.DEFAULT_SHAPE and cfg.db_storage_gbs == 20
+
+
+# --- cost ----------------------------------------------------------------------------------------------------
+def _compute_table() -> dict:
+    return json.loads((ROOT / "labctl" / "data" / "prices.json").read_text())["compute"]
+
+
+def test_cost_lines_of_the_default_shape():
+    lines, ids = pg.monthly_lines("db", SHAPE, 50, 744, _compute_table())
+    by_item = {ln["item"]: ln for ln in lines}
+    assert by_item["PostgreSQL.VM.Standard.E5.Flex OCPU (compute)"]["monthly"] == round(2 * 744 * 0.03, 2)
+    assert by_item["PostgreSQL.VM.Standard.E5.Flex memory (compute)"]["monthly"] == round(32 * 744 * 0.002, 2)
+    assert by_item["PostgreSQL service OCPU fee"]["monthly"] == round(2 * 744 * 0.098, 2)
+    assert by_item["database optimized storage"]["monthly"] == round(50 * 0.072, 2)
+    vpu = by_item["storage performance (VPUs)"]
+    assert vpu["monthly"] is None and vpu["note"].startswith("cost unknown")
+    assert ids == ["oci-pricing-mcp-bundle", "sku-e5"]
+    known = sum(ln["monthly"] for ln in lines if ln["monthly"] is not None)
+    assert 230 < known < 250  # about $242 a month: not a free lab
+
+
+def test_an_unsourced_series_is_cost_unknown_never_zero():
+    lines, _ = pg.monthly_lines("db", "PostgreSQL.VM.Standard.E6.Flex.2.32GB", 10, 744, _compute_table())
+    [compute] = [ln for ln in lines if "compute" in ln["item"]]
+    assert compute["monthly"] is None and "cost unknown" in compute["note"]
+    assert any(ln["item"] == "PostgreSQL service OCPU fee" and ln["monthly"] for ln in lines)
+
+
+def test_expected_data_travels_as_a_tag(pgplan):
+    assert pg.data_gbs_of(the(pgplan, DBSYS)) == 50.0
+    assert pg.data_gbs_of(SimpleNamespace(props={"freeformTags": {pg.DATA_GB_TAG: "oops"}})) == 50.0
+
+
+def test_create_duration_is_marked_unknown():
+    assert pg.DURATIONS[DBSYS]["seconds"] is None and "unknown" in pg.DURATIONS[DBSYS]["note"]
+
+
+def test_sizing_facts_say_a_resize_is_in_place_and_cite_the_provider():
+    props = {(f["key"], f["prop"]) for f in pg.SIZING}
+    assert {("dbShape", "shape"), ("dbShape", "instanceOcpuCount"), ("dbShape", "instanceMemorySizeInGbs")} <= props
+    for f in pg.SIZING:
+        assert f["in_place"] is True and f["resource_type"] == DBSYS and f["source"]
+
+
+# --- mocks ---------------------------------------------------------------------------------------------------
+def test_mock_outputs_look_like_what_oci_answers():
+    inputs = {"networkDetails": {"subnetId": "s"}, "credentials": {"username": "admin"}, "shape": "x"}
+    out = pg.mock_outputs(DBSYS, inputs, private_ip="10.0.1.7")
+    assert out["networkDetails"]["primaryDbEndpointPrivateIp"] == "10.0.1.7"
+    assert out["adminUsername"] == "admin" and out["state"] == "ACTIVE" and out["systemType"] == "OCI_OPTIMIZED_STORAGE"
+    assert pg.mock_outputs("oci:Mysql/mysqlDbSystem:MysqlDbSystem", inputs) is None
+
+
+def test_mock_invokes_answer_shapes_and_connection_details():
+    shapes = pg.mock_invoke(pg.SHAPES_TOKEN, {"compartmentId": "c"})
+    assert {i["shape"] for i in shapes["shapeCollections"][0]["items"]} == set(pg.SERIES)
+    detail = pg.mock_invoke(pg.CONNECTION_DETAIL_TOKEN, {"dbSystemId": "ocid1.postgresqldbsystem.oc1..abc123"})
+    assert detail["primaryDbEndpoints"][0]["port"] == 5432 and detail["caCertificate"].startswith("-----BEGIN")
+    assert pg.mock_invoke("oci:Core/getShapes:getShapes", {}) is None
+
+
+# --- README --------------------------------------------------------------------------------------------------
+def test_readme_engine_table_has_the_postgresql_row():
+    text = (Path(ROOT) / "README.md").read_text(encoding="utf-8")
+    rows = [ln for ln in text.splitlines() if ln.startswith("| `postgresql` |")]
+    assert len(rows) == 1
+    row = rows[0]
+    for words in ("oci.psql.DbSystem", "5432", "require", "not Always Free"):
+        assert words in row, words
