@@ -36,9 +36,13 @@ class EndpointModel:
 
     name: str
     urn: str
-    subnet: Any  # the subnetId property as declared (an OCID, a URN-like link, or unknown in preview)
-    ports: tuple[int, ...]
-    private_ip: str | None = None
+    resource: Any  # the declared resource (ResourceLike of components/ocimodel.py) that is the DB's endpoint
+    ports: tuple[int, ...]  # the ports it listens on (declared, else the engine's)
+    private_ip: Any = None  # the private IP when known (an output; None or unknown in preview)
+    engine: str = ""  # the engine's name
+    subnet_id: Any = None  # the subnet id as declared (an OCID offline; unknown in a preview of a fresh stack)
+    nsg_ids: tuple[str, ...] = ()  # the NSGs its VNIC is in, as declared
+    note: str = ""  # why it has no public IP, in the lab's words (reachability reports)
 
 
 def _none(*_args: Any, **_kwargs: Any) -> None:
@@ -110,6 +114,9 @@ class Engine:
     endpoints: Callable[[Any], list[EndpointModel]] = _no_endpoints
     # price_lines(resource, free_pool) -> estimate lines of one declared resource of this engine
     price_lines: Callable[..., list[Any]] = _no_prices
+    # backup_problem(resource) -> why this endpoint resource has no automatic backups, or None (policy
+    # db-backups-enabled); the default knows nothing to check
+    backup_problem: Callable[[Any], str | None] = _none
 
     def shape_ok(self, shape: str) -> bool:
         import re

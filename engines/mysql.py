@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engines.base import Engine, password_rule
+from components import ocimodel
+from engines.base import EndpointModel, Engine, password_rule
 
 # Type tokens as pulumi_oci 5.5.0 spells them (pulumi_oci/mysql/mysql_db_system.py, mysql/get_shapes.py).
 DB_SYSTEM = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
@@ -16,6 +17,51 @@ FREE_SHAPE = "MySQL.Free"
 HOSTNAME_LABEL = "mysql"
 # Specials MySQL HeatWave accepts and that survive shells, URLs and .env files without surprises.
 GENERATED_PASSWORD_SPECIALS = "!#%*+-=?_"
+
+
+# Shapes OCI backs up by itself, with the reason (policy rule db-backups-enabled passes them without a backup policy):
+# OCI refuses a backup policy for an Always Free DB system ("Cannot specify backup policy with 'CreateDbSystem'
+# operation for an Always Free DB system") and backs it up automatically, keeping each backup 1 day (public apply
+# log, mlinxfeld/terraform-oci-fk-heatwave training/lesson1_free_tier_mds/README.md: backup_policy is_enabled = true,
+# retention_in_days = 1). See backup_and_deletion below.
+AUTOMATIC_BACKUP_SHAPES = {FREE_SHAPE: "Always Free: OCI backs it up automatically (kept 1 day) and refuses a policy"}
+
+
+def endpoints(resources: Any) -> list[EndpointModel]:
+    """The declared DB systems: their ports (``port``/``portX`` as declared, else 3306/33060) and private IP.
+    Reads with ``peek`` only: in the real pack's preview these values may be unknown (components/ocimodel.py)."""
+    out = []
+    for r in ocimodel.of_type(resources, DB_SYSTEM):
+        ports = []
+        for key, default in (("port", ENGINE.port), ("portX", ENGINE.extra_ports[0])):
+            p = ocimodel.peek(r.props, key)
+            ports.append(int(p) if isinstance(p, (int, float)) and not isinstance(p, bool) else default)
+        out.append(
+            EndpointModel(
+                name=r.name,
+                urn=r.urn,
+                resource=r,
+                ports=tuple(ports),
+                private_ip=ocimodel.peek_output(r, "ipAddress"),
+                engine=ENGINE.name,
+                subnet_id=ocimodel.peek(r.props, "subnetId"),
+                nsg_ids=tuple(x for x in ocimodel.items(ocimodel.peek(r.props, "nsgIds")) if isinstance(x, str)),
+                note="a MySQL HeatWave DB system has only a private endpoint",
+            )
+        )
+    return out
+
+
+def backup_problem(resource: Any) -> str | None:
+    """db-backups-enabled for a DB system: backups on, unless the shape is one OCI backs up by itself."""
+    if ocimodel.value(resource, "shapeName") in AUTOMATIC_BACKUP_SHAPES:
+        return None
+    if ocimodel.truthy(ocimodel.get(ocimodel.value(resource, "backupPolicy"), "isEnabled", False)):
+        return None
+    return (
+        "automatic backups are not enabled; set backup_policy=MysqlDbSystemBackupPolicyArgs("
+        "is_enabled=True, retention_in_days=7)"
+    )
 
 
 def backup_and_deletion(args: Any) -> tuple[Any, Any]:
@@ -159,4 +205,6 @@ ENGINE = Engine(
     free_pools={"mysql_free_systems": 1},
     local_server="mariadb",
     build=build,
+    endpoints=endpoints,
+    backup_problem=backup_problem,
 )

@@ -25,13 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from policy.rules import (
-    ADMIN_SOURCE_MIN_PREFIX,
+import engines
+from components.ocimodel import (
     DEFAULT_ROUTE_TABLE,
     DEFAULT_SECURITY_LIST,
     INSTANCE,
     INTERNET_GATEWAY,
-    MYSQL_DB_SYSTEM,
     NSG_RULE,
     ROUTE_TABLE,
     SECURITY_LIST,
@@ -44,7 +43,6 @@ from policy.rules import (
     by_id,
     get,
     items,
-    judge_admin_source,
     network,
     of_type,
     output,
@@ -52,11 +50,13 @@ from policy.rules import (
     truthy,
     value,
 )
+from policy.rules import ADMIN_SOURCE_MIN_PREFIX, db_endpoints, judge_admin_source
 
 ALLOWED = "ALLOWED"
 DENIED = "DENIED"
 SSH_PORT = 22
-DEFAULT_DB_PORTS = (3306, 33060)
+# Ports judged when no database is declared: the default engine's.
+DEFAULT_DB_PORTS = (engines.get(engines.DEFAULT).port, *engines.get(engines.DEFAULT).extra_ports)
 # Client source ports: Linux's default ip_local_port_range. A stateless return rule must cover them.
 EPHEMERAL: PortRange = (32768, 60999)
 # Internet addresses (documentation ranges, RFC 5737) used as "someone who is not the admin".
@@ -260,21 +260,22 @@ def _app_endpoint(net: _Network) -> _Endpoint:
 
 
 def _db_endpoint(net: _Network) -> _Endpoint:
-    systems = sorted(of_type(net.resources, MYSQL_DB_SYSTEM), key=lambda r: r.name)
-    if not systems:
-        return _Endpoint("database", None, None, missing="no MySQL DB system is declared")
-    db = systems[0]
-    subnet_id = value(db, "subnetId")
-    sub = net.ids.get(subnet_id or "")
+    declared = sorted(db_endpoints(net.resources), key=lambda ep: ep.name)
+    if not declared:
+        return _Endpoint("database", None, None, missing="no database is declared (no engine's endpoint)")
+    db = declared[0]
+    subnet_id = db.subnet_id
+    sub = net.ids.get(subnet_id if isinstance(subnet_id, str) else "")
     if sub is None or sub.resource_type != SUBNET:
         return _Endpoint(f"database {db.name}", None, None, missing=f"its subnet {subnet_id!r} is not declared")
+    ip = db.private_ip if isinstance(db.private_ip, str) else None
     return _Endpoint(
         label=f"database {db.name}",
         subnet=sub,
-        address=_host(output(db, "ipAddress")) or network(value(sub, "cidrBlock")),
-        nsg_ids=tuple(x for x in items(value(db, "nsgIds")) if isinstance(x, str)),
+        address=_host(ip) or network(value(sub, "cidrBlock")),
+        nsg_ids=db.nsg_ids,
         wants_public_ip=False,
-        public_ip_note="a MySQL HeatWave DB system has only a private endpoint",
+        public_ip_note=db.note,
     )
 
 
@@ -371,12 +372,8 @@ def _verdict(vid: str, source: str, dest: str, port: int, expected: str, outcome
 
 
 def _db_ports(resources: Sequence[ResourceLike]) -> tuple[int, ...]:
-    systems = sorted(of_type(resources, MYSQL_DB_SYSTEM), key=lambda r: r.name)
-    if not systems:
-        return DEFAULT_DB_PORTS
-    ports = [value(systems[0], k) for k in ("port", "portX")]
-    found = tuple(int(p) for p in ports if isinstance(p, (int, float)) and not isinstance(p, bool))
-    return found or DEFAULT_DB_PORTS
+    declared = sorted(db_endpoints(resources), key=lambda ep: ep.name)
+    return declared[0].ports if declared and declared[0].ports else DEFAULT_DB_PORTS
 
 
 def verdicts(

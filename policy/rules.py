@@ -22,6 +22,10 @@ pkg/resource/deploy/step_generator.go ``AnalyzeResources``); provider ids only c
 ``peek()`` reads a value that may be unknown without raising. ``labctl/analyzerhost.py`` proves this against the pack
 served as the engine serves it.
 
+The resource model (type tokens, property helpers, security rules) is ``components/ocimodel.py``; the declared
+databases come from the engine registry (``engines``: each engine's ``endpoints`` and ``backup_problem``), so no rule
+names an engine's resource types.
+
 This module constructs no ``PolicyPack`` and imports nothing from pulumi-policy: importing it has no side effects.
 """
 
@@ -31,42 +35,48 @@ import functools
 import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+import engines
+from components.ocimodel import (
+    DEFAULT_SECURITY_LIST,
+    INSTANCE,
+    MONITORING_ALARM,
+    NOTIFICATION_TOPIC,
+    NSG_RULE,
+    SECURITY_LIST,
+    SUBNET,
+    UNKNOWN,
+    VCN,
+    ResourceLike,
+    SecurityRule,
+    contains,
+    get,
+    items,
+    linked,
+    network,
+    of_type,
+    peek,
+    peek_id,
+    peek_output,
+    resource_id,
+    security_rules,
+    subnets_of,
+    truthy,
+    urn_stack_project,
+    value,
+)
+from engines.base import EndpointModel
 
 MANDATORY = "mandatory"
 ADVISORY = "advisory"
 
-SECURITY_LIST = "oci:Core/securityList:SecurityList"
-DEFAULT_SECURITY_LIST = "oci:Core/defaultSecurityList:DefaultSecurityList"
-NSG = "oci:Core/networkSecurityGroup:NetworkSecurityGroup"
-NSG_RULE = "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule"
-VCN = "oci:Core/vcn:Vcn"
-SUBNET = "oci:Core/subnet:Subnet"
-ROUTE_TABLE = "oci:Core/routeTable:RouteTable"
-DEFAULT_ROUTE_TABLE = "oci:Core/defaultRouteTable:DefaultRouteTable"
-INTERNET_GATEWAY = "oci:Core/internetGateway:InternetGateway"
-INSTANCE = "oci:Core/instance:Instance"
-MYSQL_DB_SYSTEM = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
-MONITORING_ALARM = "oci:Monitoring/alarm:Alarm"
-NOTIFICATION_TOPIC = "oci:Ons/notificationTopic:NotificationTopic"
-
-TCP = "6"  # OCI writes protocols as IANA numbers; "all" matches every protocol
-UDP = "17"
-ICMP = "1"
 ADMIN_PORTS = (22, 3389)  # SSH, RDP
-DB_PORTS = (3306, 33060)  # MySQL classic and X protocol
+# Every port a registered engine listens on (engines/<name>.py port and extra_ports), declared DBs or not.
+DB_PORTS = tuple(sorted({p for e in engines.ENGINES.values() for p in (e.port, *e.extra_ports)}))
 REQUIRED_TAGS = ("project", "stack")
 # OCI resource types that have no freeform tags of their own.
 UNTAGGABLE_TYPES = frozenset({NSG_RULE})
-
-
-class ResourceLike(Protocol):
-    """What a rule reads from a resource: pulumi-policy ``PolicyResource`` and ``PlannedResource`` both fit."""
-
-    resource_type: str
-    name: str
-    urn: str
-    props: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -92,325 +102,6 @@ class Rule:
     check: Callable[[Sequence[ResourceLike]], list[Finding]]
     # What of the rule only the offline run can check (the real pack sees less; see the check's docstring).
     offline_only_part: str = ""
-
-
-# --- reading resources of either kind ---------------------------------------------------------------------------
-
-
-def value(r: ResourceLike, key: str) -> Any:
-    """A declared property of ``r`` (``None`` when absent)."""
-    props = r.props
-    if isinstance(props, Mapping) and key in props:
-        return props[key]
-    return None
-
-
-def output(r: ResourceLike, key: str) -> Any:
-    """A property the provider computes (ids, addresses): in ``props`` in the real pack, ``outputs`` offline."""
-    found = value(r, key)
-    if found is not None:
-        return found
-    outputs = getattr(r, "outputs", None)
-    return outputs.get(key) if isinstance(outputs, Mapping) else None
-
-
-def resource_id(r: ResourceLike) -> str | None:
-    """The provider id of ``r``: ``PlannedResource.id`` offline, ``props['id']`` in the real pack."""
-    rid = getattr(r, "id", None)
-    if isinstance(rid, str) and rid:
-        return rid
-    found = output(r, "id")
-    return found if isinstance(found, str) and found else None
-
-
-def get(m: Any, key: str, default: Any = None) -> Any:
-    """``m[key]`` for any mapping (dicts and pulumi-policy proxies), ``default`` for anything else."""
-    if isinstance(m, Mapping) and key in m and m[key] is not None:
-        return m[key]
-    return default
-
-
-def items(x: Any) -> list[Any]:
-    """The elements of a list-like value (never the characters of a string); ``[]`` for anything else."""
-    if isinstance(x, Sequence) and not isinstance(x, (str, bytes)):
-        return list(x)
-    return []
-
-
-# The engine's sentinels for values not known until ``up`` (pulumi sdk/go/common/resource/plugin/rpc.go
-# ``UnknownStringValue`` and siblings; pulumi_policy/proxy.py keeps the same seven).
-UNKNOWN_SENTINELS = frozenset(
-    {
-        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",  # boolean
-        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",  # number
-        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",  # string
-        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",  # array
-        "030794c1-ac77-496b-92df-f27374a8bd58",  # asset
-        "e48ece36-62e2-4504-bad9-02848725956a",  # archive
-        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",  # object
-    }
-)
-
-
-class _Unknown:
-    """A value the engine does not know yet (preview of resources not created)."""
-
-    def __repr__(self) -> str:
-        return "<unknown until up>"
-
-
-UNKNOWN = _Unknown()
-
-
-def _is_unknown_error(e: Exception) -> bool:
-    # pulumi_policy.proxy.UnknownValueError, matched by name: this module imports nothing from pulumi-policy.
-    return type(e).__name__ == "UnknownValueError"
-
-
-def is_unknown(x: Any) -> bool:
-    return x is UNKNOWN or (isinstance(x, str) and x in UNKNOWN_SENTINELS) or type(x).__name__ == "Unknown"
-
-
-def peek(m: Any, key: Any, default: Any = None) -> Any:
-    """``m[key]`` that never raises: ``UNKNOWN`` for a value unknown in preview, ``default`` when absent or null."""
-    if not isinstance(m, (Mapping, Sequence)) or isinstance(m, (str, bytes)):
-        return default
-    try:
-        found = m[key]
-    except (KeyError, IndexError, TypeError):
-        return default
-    except Exception as e:
-        if _is_unknown_error(e):
-            return UNKNOWN
-        raise
-    if is_unknown(found):
-        return UNKNOWN
-    return default if found is None else found
-
-
-def _urn_of(x: Any) -> str:
-    return x if isinstance(x, str) else str(getattr(x, "urn", "") or "")
-
-
-def linked(
-    resources: Sequence[ResourceLike], r: ResourceLike, prop: str, *types: str, known_id: Any = None
-) -> list[ResourceLike]:
-    """The resources of ``types`` that ``r``'s property ``prop`` was computed from.
-
-    By URN, from the engine's ``propertyDependencies[prop]``; when ``r`` has no property dependencies recorded at
-    all, from its ``dependencies``. ``known_id`` (the property's value, or the nested id inside it) narrows the
-    candidates once ids are known (after ``up``). A literal id with no dependency (a resource of another stack)
-    falls back to matching provider ids, which only works when those are known.
-    """
-    by_urn = {x.urn: x for x in resources}
-    pdeps = getattr(r, "property_dependencies", None) or {}
-    if isinstance(pdeps, Mapping) and pdeps:
-        urns = [_urn_of(d) for d in items(pdeps.get(prop))]
-    else:
-        urns = [_urn_of(d) for d in items(getattr(r, "dependencies", None))]
-    found = [by_urn[u] for u in dict.fromkeys(urns) if u in by_urn and by_urn[u].resource_type in types]
-    if isinstance(known_id, str) and not is_unknown(known_id):
-        confirmed = [x for x in found if peek_id(x) in (known_id, None)]
-        if confirmed:
-            return confirmed
-        return [x for x in resources if x.resource_type in types and peek_id(x) == known_id]
-    return found
-
-
-def peek_output(r: ResourceLike, key: str) -> Any:
-    """``output(r, key)`` that never raises: ``UNKNOWN`` while the engine does not know it, ``None`` if absent."""
-    found = peek(r.props, key)
-    if found is None:
-        found = peek(getattr(r, "outputs", None), key)
-    return found
-
-
-def peek_id(r: ResourceLike) -> str | None:
-    """The provider id of ``r`` when known, ``None`` while unknown (preview) or absent."""
-    rid = getattr(r, "id", None)
-    if isinstance(rid, str) and rid and not is_unknown(rid):
-        return rid
-    for place in (r.props, getattr(r, "outputs", None)):
-        found = peek(place, "id")
-        if isinstance(found, str) and found and found is not UNKNOWN:
-            return found
-    return None
-
-
-def of_type(resources: Sequence[ResourceLike], *types: str) -> list[ResourceLike]:
-    return [r for r in resources if r.resource_type in types]
-
-
-def by_id(resources: Sequence[ResourceLike]) -> dict[str, ResourceLike]:
-    return {rid: r for r in resources if (rid := resource_id(r))}
-
-
-def truthy(x: Any) -> bool:
-    """OCI/pulumi booleans arrive as bools or as the strings "true"/"false"."""
-    if isinstance(x, str):
-        return x.strip().lower() == "true"
-    return bool(x)
-
-
-def network(cidr: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    if not isinstance(cidr, str):
-        return None
-    try:
-        return ipaddress.ip_network(cidr.strip(), strict=False)
-    except ValueError:
-        return None
-
-
-def contains(outer: ipaddress.IPv4Network | ipaddress.IPv6Network | None, inner: Any) -> bool:
-    """True when every address of ``inner`` is inside ``outer`` (both of the same IP version)."""
-    if outer is None or inner is None or outer.version != inner.version:
-        return False
-    return inner.subnet_of(outer)  # type: ignore[arg-type]
-
-
-def urn_stack_project(urn: str) -> tuple[str, str]:
-    """(stack, project) of a URN ``urn:pulumi:<stack>::<project>::<type>::<name>``; empty strings if malformed."""
-    parts = urn.split("::")
-    head = parts[0].split(":")
-    if len(parts) < 2 or len(head) < 3:
-        return "", ""
-    return head[2], parts[1]
-
-
-# --- security rules, normalised over security lists and NSGs ----------------------------------------------------
-
-PortRange = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class SecurityRule:
-    """One OCI security rule, from a security list or an NSG, in one shape.
-
-    ``peer`` is the source of an ingress rule or the destination of an egress rule. Port ranges are ``None`` when
-    the rule has no TCP options (every port). ``dst_ports`` are the packet's destination ports, ``src_ports`` its
-    source ports, in both directions.
-    """
-
-    direction: str  # "INGRESS" | "EGRESS"
-    protocol: str
-    peer: str
-    peer_type: str  # CIDR_BLOCK | SERVICE_CIDR_BLOCK | NETWORK_SECURITY_GROUP
-    stateless: bool
-    dst_ports: PortRange | None
-    src_ports: PortRange | None
-    owner: str  # name of the security list or NSG rule resource
-    owner_urn: str
-    index: int  # position in the list's rules (0 for an NSG rule)
-    # ICMP options (protocol "1"): type, and code when given; None when the rule has no icmpOptions (every type)
-    icmp_type: int | None = None
-    icmp_code: int | None = None
-
-    @property
-    def is_tcp(self) -> bool:
-        return self.protocol in (TCP, "all")
-
-    def covers_port(self, port: int, ports: PortRange | None = None) -> bool:
-        rng = self.dst_ports if ports is None else ports
-        return rng is None or rng[0] <= port <= rng[1]
-
-    @property
-    def peer_network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-        return network(self.peer) if self.peer_type == "CIDR_BLOCK" else None
-
-    def describe(self) -> str:
-        ports = "all ports" if self.dst_ports is None else _ports_text(self.dst_ports)
-        proto = {"all": "all protocols", TCP: "tcp", UDP: "udp", ICMP: "icmp"}.get(
-            self.protocol, f"protocol {self.protocol}"
-        )
-        if self.protocol == ICMP:
-            ports = "all types" if self.icmp_type is None else f"type {self.icmp_type}"
-            ports += "" if self.icmp_code is None else f" code {self.icmp_code}"
-        way = "from" if self.direction == "INGRESS" else "to"
-        kind = "stateless" if self.stateless else "stateful"
-        return f"{self.owner} {self.direction.lower()} #{self.index}: {proto} {ports} {way} {self.peer} ({kind})"
-
-
-def _ports_text(rng: PortRange) -> str:
-    return f"port {rng[0]}" if rng[0] == rng[1] else f"ports {rng[0]}-{rng[1]}"
-
-
-def _range(m: Any) -> PortRange | None:
-    lo, hi = get(m, "min"), get(m, "max")
-    if lo is None and hi is None:
-        return None
-    return int(lo if lo is not None else 1), int(hi if hi is not None else 65535)
-
-
-def _icmp(options: Any) -> tuple[int | None, int | None]:
-    if not isinstance(options, Mapping) or get(options, "type") is None:
-        return None, None
-    code = get(options, "code")
-    return int(get(options, "type")), None if code is None else int(code)
-
-
-def _port_options(rule: Any, protocol: str) -> Any:
-    """The port options that apply to ``protocol``: ``tcpOptions`` for TCP, ``udpOptions`` for UDP."""
-    return get(rule, "udpOptions") if protocol == UDP else get(rule, "tcpOptions")
-
-
-def _tcp_ranges(tcp: Any, nsg: bool) -> tuple[PortRange | None, PortRange | None]:
-    if not isinstance(tcp, Mapping):
-        return None, None
-    dst = _range(get(tcp, "destinationPortRange")) if nsg else _range(tcp)
-    return dst, _range(get(tcp, "sourcePortRange"))
-
-
-def security_rules(r: ResourceLike) -> list[SecurityRule]:
-    """The security rules a security list, default security list or NSG security rule resource declares."""
-    out: list[SecurityRule] = []
-    if r.resource_type in (SECURITY_LIST, DEFAULT_SECURITY_LIST):
-        for direction, key, peer_key, type_key in (
-            ("INGRESS", "ingressSecurityRules", "source", "sourceType"),
-            ("EGRESS", "egressSecurityRules", "destination", "destinationType"),
-        ):
-            for i, rule in enumerate(items(value(r, key))):
-                protocol = str(get(rule, "protocol", ""))
-                dst, src = _tcp_ranges(_port_options(rule, protocol), nsg=False)
-                icmp_type, icmp_code = _icmp(get(rule, "icmpOptions"))
-                out.append(
-                    SecurityRule(
-                        direction=direction,
-                        protocol=protocol,
-                        peer=str(get(rule, peer_key, "")),
-                        peer_type=str(get(rule, type_key, "CIDR_BLOCK")),
-                        stateless=truthy(get(rule, "stateless", False)),
-                        dst_ports=dst,
-                        src_ports=src,
-                        owner=r.name,
-                        owner_urn=r.urn,
-                        index=i,
-                        icmp_type=icmp_type,
-                        icmp_code=icmp_code,
-                    )
-                )
-    elif r.resource_type == NSG_RULE:
-        direction = str(value(r, "direction") or "").upper()
-        ingress = direction == "INGRESS"
-        protocol = str(value(r, "protocol") or "")
-        dst, src = _tcp_ranges(_port_options(r.props, protocol), nsg=True)
-        icmp_type, icmp_code = _icmp(value(r, "icmpOptions"))
-        out.append(
-            SecurityRule(
-                direction=direction,
-                protocol=protocol,
-                peer=str(value(r, "source" if ingress else "destination") or ""),
-                peer_type=str(value(r, "sourceType" if ingress else "destinationType") or "CIDR_BLOCK"),
-                stateless=truthy(value(r, "stateless")),
-                dst_ports=dst,
-                src_ports=src,
-                owner=r.name,
-                owner_urn=r.urn,
-                index=0,
-                icmp_type=icmp_type,
-                icmp_code=icmp_code,
-            )
-        )
-    return out
 
 
 def _is_anywhere(rule: SecurityRule) -> bool:
@@ -572,18 +263,6 @@ def check_default_security_list(resources: Sequence[ResourceLike]) -> list[Findi
     return found
 
 
-def subnets_of(resources: Sequence[ResourceLike], r: ResourceLike) -> list[ResourceLike]:
-    """The subnet(s) ``r`` is placed in: a DB system's ``subnetId``, an instance's ``createVnicDetails.subnetId``.
-
-    Linked by URN (see ``linked``), so it works in a preview of a fresh stack, where the subnet id is unknown.
-    """
-    if r.resource_type == INSTANCE:
-        return linked(
-            resources, r, "createVnicDetails", SUBNET, known_id=peek(peek(r.props, "createVnicDetails"), "subnetId")
-        )
-    return linked(resources, r, "subnetId", SUBNET, known_id=peek(r.props, "subnetId"))
-
-
 def app_subnet_cidrs(resources: Sequence[ResourceLike]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """CIDRs of the app tier: the subnets the instances sit in, else every subnet that allows public IPs."""
     cidrs = []
@@ -600,14 +279,16 @@ def app_subnet_cidrs(resources: Sequence[ResourceLike]) -> list[ipaddress.IPv4Ne
     return cidrs
 
 
+def db_endpoints(resources: Sequence[ResourceLike]) -> list[EndpointModel]:
+    """The declared databases of every engine (each engine's ``endpoints`` hook finds its own)."""
+    return [ep for engine in engines.ENGINES.values() for ep in engine.endpoints(resources)]
+
+
 def db_ports(resources: Sequence[ResourceLike]) -> tuple[int, ...]:
-    """The standard MySQL ports plus whatever ports the declared DB systems listen on."""
+    """The ports of every registered engine plus whatever ports the declared databases listen on."""
     ports = set(DB_PORTS)
-    for db in of_type(resources, MYSQL_DB_SYSTEM):
-        for key in ("port", "portX"):
-            p = value(db, key)
-            if isinstance(p, (int, float)) and not isinstance(p, bool):
-                ports.add(int(p))
+    for ep in db_endpoints(resources):
+        ports.update(ep.ports)
     return tuple(sorted(ports))
 
 
@@ -645,7 +326,7 @@ def check_no_public_ip_in_private_subnet(resources: Sequence[ResourceLike]) -> l
     """The DB system's subnet prohibits public IPs, and no instance asks for a public IP in such a subnet."""
     rule_id = "no-public-ip-in-private-subnet"
     found = []
-    for db in of_type(resources, MYSQL_DB_SYSTEM):
+    for db in (ep.resource for ep in db_endpoints(resources)):
         subs = subnets_of(resources, db)
         if not subs:
             subnet_id = peek(db.props, "subnetId")
@@ -739,30 +420,14 @@ def check_instance_monitoring_enabled(resources: Sequence[ResourceLike]) -> list
     return found
 
 
-# Passes without a backup policy: OCI refuses one for an Always Free DB system ("Cannot specify backup policy with
-# 'CreateDbSystem' operation for an Always Free DB system") and backs it up automatically, keeping each backup 1 day
-# (public apply log, mlinxfeld/terraform-oci-fk-heatwave training/lesson1_free_tier_mds/README.md: backup_policy
-# is_enabled = true, retention_in_days = 1). See engines/mysql.py backup_and_deletion.
-AUTOMATIC_BACKUP_SHAPES = {"MySQL.Free": "Always Free: OCI backs it up automatically (kept 1 day) and refuses a policy"}
-
-
 def check_db_backups_enabled(resources: Sequence[ResourceLike]) -> list[Finding]:
-    """Every MySQL DB system declares automatic backups on, except shapes OCI backs up by itself
-    (``AUTOMATIC_BACKUP_SHAPES``, with the reason)."""
+    """Every declared database has automatic backups on, as its engine judges it (``Engine.backup_problem``: e.g.
+    a managed DB system's backup policy, except on shapes OCI backs up by itself)."""
     found = []
-    for db in of_type(resources, MYSQL_DB_SYSTEM):
-        if value(db, "shapeName") in AUTOMATIC_BACKUP_SHAPES:
-            continue
-        policy = value(db, "backupPolicy")
-        if not truthy(get(policy, "isEnabled", False)):
-            found.append(
-                _finding(
-                    "db-backups-enabled",
-                    db,
-                    "automatic backups are not enabled; set backup_policy=MysqlDbSystemBackupPolicyArgs("
-                    "is_enabled=True, retention_in_days=7)",
-                )
-            )
+    for ep in db_endpoints(resources):
+        why = engines.get(ep.engine).backup_problem(ep.resource)
+        if why:
+            found.append(_finding("db-backups-enabled", ep.resource, why))
     return found
 
 
@@ -863,19 +528,22 @@ def check_required_tags(resources: Sequence[ResourceLike]) -> list[Finding]:
 
 
 def check_db_alarm_to_topic(resources: Sequence[ResourceLike]) -> list[Finding]:
-    """Every MySQL DB system is watched by at least one enabled alarm whose query was computed from it and whose
-    destinations include a Notifications topic of the stack.
+    """Every declared database (``db_endpoints``) is watched by at least one enabled alarm whose query was computed
+    from it and whose destinations include a Notifications topic of the stack.
 
     Linked by URN (the alarm's ``propertyDependencies`` of ``query`` and ``destinations``), so the rule decides in a
     preview of a fresh stack too, where the query (it embeds the DB system's OCID) and the topic id are unknown.
     """
+    declared = [ep.resource for ep in db_endpoints(resources)]
+    db_urns = {db.urn for db in declared}
+    db_types = tuple({db.resource_type for db in declared})
     watched: set[str] = set()
     for alarm in of_type(resources, MONITORING_ALARM):
         enabled = peek(alarm.props, "isEnabled")
         if enabled is not UNKNOWN and not truthy(enabled):
             continue
         topics = linked(resources, alarm, "destinations", NOTIFICATION_TOPIC)
-        dbs = linked(resources, alarm, "query", MYSQL_DB_SYSTEM)
+        dbs = [d for d in linked(resources, alarm, "query", *db_types) if d.urn in db_urns]
         # Without dependency records (a topic or DB of another stack, given as a literal id), confirm by provider
         # ids once they are known: the topic's id among the destinations, the DB system's id in the query's filter.
         if not topics:
@@ -885,7 +553,7 @@ def check_db_alarm_to_topic(resources: Sequence[ResourceLike]) -> list[Finding]:
         if not dbs:
             query = peek(alarm.props, "query")
             if isinstance(query, str):
-                dbs = [d for d in of_type(resources, MYSQL_DB_SYSTEM) if (i := peek_id(d)) and f'"{i}"' in query]
+                dbs = [d for d in declared if (i := peek_id(d)) and f'"{i}"' in query]
         if topics:
             watched.update(db.urn for db in dbs)
     return [
@@ -896,7 +564,7 @@ def check_db_alarm_to_topic(resources: Sequence[ResourceLike]) -> list[Finding]:
             "(components/operations.py): an oci.monitoring.Alarm whose query filters {resourceId = <the DB "
             "system's id>} with destinations=[an oci.ons.NotificationTopic's id]",
         )
-        for db in of_type(resources, MYSQL_DB_SYSTEM)
+        for db in declared
         if db.urn not in watched
     ]
 
@@ -1007,9 +675,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="db-port-only-from-app-subnet",
-        description="Database ports (3306, 33060) are open only to the app subnet's CIDR.",
+        description=f"Database ports ({', '.join(map(str, DB_PORTS))}: every engine's) are open only to the app "
+        "subnet's CIDR.",
         level=MANDATORY,
-        source="oci-dblab network design (README: 'TCP 3306 and 33060 from the public subnet's CIDR only'); "
+        source="oci-dblab network design (README: the DB ports from the public subnet's CIDR only); "
         "no CIS OCI or checkov control covers database ports, this applies CIS OCI v1.2.0 section 2's "
         "least-access principle to them",
         check=check_db_port_only_from_app_subnet,
@@ -1057,10 +726,11 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="db-backups-enabled",
-        description="MySQL DB systems have automatic backups enabled (MySQL.Free: always, by OCI, kept 1 day).",
+        description="Declared databases have automatic backups enabled, as their engine judges it (e.g. an Always "
+        "Free DB system: always, by OCI).",
         level=ADVISORY,
         source="checkov CKV_OCI_2 'Ensure OCI Block Storage Block Volume has backup enabled' (same control, applied "
-        "to the MySQL DB system; neither CIS OCI nor checkov has one for MySQL HeatWave)",
+        "to the database; neither CIS OCI nor checkov has one for the lab's database services)",
         check=check_db_backups_enabled,
     ),
     Rule(
@@ -1073,7 +743,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="db-alarm-to-topic",
-        description="Every MySQL DB system has an enabled Monitoring alarm on it that notifies a Notifications topic.",
+        description="Every declared database has an enabled Monitoring alarm on it that notifies a Notifications "
+        "topic.",
         level=ADVISORY,
         source="CIS OCI Foundations Benchmark v2.0.0 section 4 'Logging and Monitoring' (its 'Ensure a notification is "
         "configured for ...' controls route what matters to a Notifications topic); same intent applied to the "

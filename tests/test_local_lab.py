@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from dotenv import dotenv_values
 
+from components.ocimodel import SECURITY_LIST
 from labctl.local import command, drills, netns, servers
 from policy import rules
-from policy.rules import SECURITY_LIST
 
 # Linux as root only (namespaces, nftables, sshd, MariaDB): deselected on the macOS/Windows matrix, run by make test.
 pytestmark = pytest.mark.real_servers

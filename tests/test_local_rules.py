@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from components.ocimodel import NSG_RULE, SECURITY_LIST, security_rules
 from labctl import reach
 from labctl.local import drills, nft, topology
 from labctl.offline import Plan
-from policy.rules import NSG_RULE, SECURITY_LIST, security_rules
 from tests.conftest import ROOT, named
 
 NAMES = topology.Names("0a1b2c")

@@ -17,8 +17,8 @@ from conftest import mutated, named, plan_of
 from pulumi_policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOptions
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
+from components import ocimodel
 from labctl.offline import PlannedResource
-from policy import rules
 from policy.rules import ADVISORY, MANDATORY, RULES, evaluate
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
@@ -42,11 +42,13 @@ def nsg_rule(resources: Resources, direction: str, peer: str, port: int | None, 
     props |= {"source": peer, "sourceType": "CIDR_BLOCK"} if direction == "INGRESS" else {"destination": peer}
     if port is not None:
         props["tcpOptions"] = {"destinationPortRange": {"min": port, "max": port}}
-    urn = template.urn.replace("oci:Core/securityList:SecurityList::lab-public-sl", f"{rules.NSG_RULE}::lab-nsg-rule")
+    urn = template.urn.replace(
+        "oci:Core/securityList:SecurityList::lab-public-sl", f"{ocimodel.NSG_RULE}::lab-nsg-rule"
+    )
     resources.append(
         PlannedResource(
             urn=urn,
-            resource_type=rules.NSG_RULE,
+            resource_type=ocimodel.NSG_RULE,
             name="lab-nsg-rule",
             parent=template.parent,
             custom=True,
@@ -357,19 +359,19 @@ def test_pack_files():
 
 
 def _without_db_alarms(rs: Resources) -> None:
-    rs[:] = [r for r in rs if not (r.resource_type == rules.MONITORING_ALARM and "-db-" in r.name)]
+    rs[:] = [r for r in rs if not (r.resource_type == ocimodel.MONITORING_ALARM and "-db-" in r.name)]
 
 
 def _alarms_to_nowhere(rs: Resources) -> None:
     for r in rs:
-        if r.resource_type == rules.MONITORING_ALARM:
+        if r.resource_type == ocimodel.MONITORING_ALARM:
             r.props["destinations"] = []
             r.property_dependencies["destinations"] = []
 
 
 def _db_alarms_disabled(rs: Resources) -> None:
     for r in rs:
-        if r.resource_type == rules.MONITORING_ALARM:
+        if r.resource_type == ocimodel.MONITORING_ALARM:
             r.props["isEnabled"] = False
 
 
@@ -383,7 +385,7 @@ def test_a_db_without_an_alarm_to_a_topic_is_reported(plan, change):
 def test_an_alarm_on_the_vm_only_does_not_count_for_the_db(plan):
     def only_vm(rs: Resources) -> None:
         _without_db_alarms(rs)
-        assert any(r.resource_type == rules.MONITORING_ALARM for r in rs)  # the VM's alarms are still there
+        assert any(r.resource_type == ocimodel.MONITORING_ALARM for r in rs)  # the VM's alarms are still there
 
     assert ("db-alarm-to-topic", "lab-mysql") in pairs(mutated(plan, only_vm))
 

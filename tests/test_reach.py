@@ -7,9 +7,10 @@ from collections.abc import Callable
 import pytest
 from conftest import mutated, named, plan_of
 
+from components.ocimodel import NSG_RULE
 from labctl.offline import PlannedResource
 from labctl.reach import ALLOWED, DENIED, Verdict, failing, verdicts
-from policy.rules import NSG_RULE, evaluate
+from policy.rules import evaluate
 
 ADMIN = "198.51.100.23/32"
 IDS = [
@@ -257,7 +258,12 @@ MUTATIONS: list[tuple[str, Callable[[Resources], None], dict[str, str], str]] = 
         "OCI default security list",
     ),
     ("no-instance", _no_instance, {"internet->app:22": DENIED}, "no compute instance"),
-    ("no-db-system", _no_db, {"app-subnet->db:3306": DENIED, "app-subnet->db:33060": DENIED}, "no MySQL DB system"),
+    (
+        "no-db-system",
+        _no_db,
+        {"app-subnet->db:3306": DENIED, "app-subnet->db:33060": DENIED},
+        "no database is declared",
+    ),
     (
         "db-subnet-not-declared",
         _db_subnet_missing,

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from components.ocimodel import SECURITY_LIST, get, items, network, value
 from labctl import reach
 from labctl.local.topology import DRILL_ADMIN_CIDR
-from policy.rules import SECURITY_LIST, get, items, network, value
 
 
 class DrillError(ValueError):

@@ -1,7 +1,7 @@
 """Security lists, NSGs and the internet gateway as nftables rulesets (text; ``labctl local rules`` prints them).
 
 Per host, one ``inet`` table on that host's VNIC (its only interface besides ``lo``), built from the normalised rules
-of ``policy/rules.py`` (``SecurityRule``: the union of the subnet's security lists and the VNIC's NSGs, as
+of ``components/ocimodel.py`` (``SecurityRule``: the union of the subnet's security lists and the VNIC's NSGs, as
 ``labctl/reach.py`` evaluates them):
 
 - ``ingress`` (hook input) and ``egress`` (hook output) chains, ``policy drop``: OCI security rules only allow, and
@@ -23,8 +23,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
+from components.ocimodel import ICMP, TCP, UDP, PortRange, SecurityRule
 from labctl.local.topology import Host, Topology
-from policy.rules import ICMP, TCP, UDP, PortRange, SecurityRule
 
 MARK = "0x1"  # connections a stateful rule allowed
 ICMPV6 = "58"

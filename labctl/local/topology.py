@@ -28,8 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from labctl import reach
-from policy.rules import (
+from components.ocimodel import (
     INTERNET_GATEWAY,
     ResourceLike,
     SecurityRule,
@@ -40,6 +39,7 @@ from policy.rules import (
     truthy,
     value,
 )
+from labctl import reach
 
 ENVFILE_TYPE = "pulumi-python:dynamic/dblab:EnvFile"
 # The link between the router and "the internet" namespace: link-local (RFC 3927), never routed anywhere.

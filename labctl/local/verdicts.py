@@ -17,10 +17,10 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from components.ocimodel import ResourceLike, value
 from labctl import reach
 from labctl.local import netns
 from labctl.local.topology import Topology
-from policy.rules import ResourceLike, value
 
 ALLOWED, DENIED = reach.ALLOWED, reach.DENIED
 CLOSED_PORT_CANDIDATES = (3307, 5432, 8080)
