@@ -36,13 +36,19 @@ class EndpointModel:
 
     name: str
     urn: str
-    resource: Any  # the declared resource (ResourceLike of components/ocimodel.py) that is the DB's endpoint
-    ports: tuple[int, ...]  # the ports it listens on (declared, else the engine's)
+    resource: Any = None  # the declared resource (ResourceLike of components/ocimodel.py) that is the DB's endpoint
+    ports: tuple[int, ...] = ()  # the ports it listens on (declared, else the engine's)
     private_ip: Any = None  # the private IP when known (an output; None or unknown in preview)
     engine: str = ""  # the engine's name
     subnet_id: Any = None  # the subnet id as declared (an OCID offline; unknown in a preview of a fresh stack)
+    # the top-level property the subnet id sits in: the policy rules link the subnet by its property dependencies
+    subnet_prop: str = "subnetId"
     nsg_ids: tuple[str, ...] = ()  # the NSGs its VNIC is in, as declared
     note: str = ""  # why it has no public IP, in the lab's words (reachability reports)
+
+    @property
+    def subnet(self) -> Any:
+        return self.subnet_id
 
 
 def _none(*_args: Any, **_kwargs: Any) -> None:

@@ -248,9 +248,13 @@ def endpoints(resources: Sequence[Any]) -> list[EndpointModel]:
             EndpointModel(
                 name=getattr(r, "name", ""),
                 urn=getattr(r, "urn", ""),
-                subnet=net.get("subnetId"),
+                resource=r,
+                subnet_id=net.get("subnetId"),
+                subnet_prop="networkDetails",
                 ports=(PORT,),
                 private_ip=ip if isinstance(ip, str) and ip else None,
+                engine="postgresql",
+                note="an OCI Database with PostgreSQL system has only a private endpoint",
             )
         )
     return out

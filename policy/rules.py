@@ -52,6 +52,7 @@ from components.ocimodel import (
     SecurityRule,
     contains,
     get,
+    is_unknown,
     items,
     linked,
     network,
@@ -326,11 +327,12 @@ def check_no_public_ip_in_private_subnet(resources: Sequence[ResourceLike]) -> l
     """The DB system's subnet prohibits public IPs, and no instance asks for a public IP in such a subnet."""
     rule_id = "no-public-ip-in-private-subnet"
     found = []
-    for db in (ep.resource for ep in db_endpoints(resources)):
-        subs = subnets_of(resources, db)
+    for ep in db_endpoints(resources):
+        db = ep.resource
+        subs = linked(resources, db, ep.subnet_prop, SUBNET, known_id=ep.subnet_id)
         if not subs:
-            subnet_id = peek(db.props, "subnetId")
-            shown = "(unknown until up)" if subnet_id is UNKNOWN else repr(subnet_id)
+            subnet_id = ep.subnet_id
+            shown = "(unknown until up)" if subnet_id is UNKNOWN or is_unknown(subnet_id) else repr(subnet_id)
             found.append(
                 _finding(
                     rule_id,
