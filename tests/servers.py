@@ -1,4 +1,4 @@
-"""Real servers for the EnvFile tests: MariaDB (with or without TLS) and OpenSSH sshd, on 127.0.0.1 only.
+"""Real servers for the EnvFile tests: MariaDB (with or without TLS), PostgreSQL (TLS) and OpenSSH sshd, on 127.0.0.1.
 
 Every server runs from its own temporary directory with its own configuration (never the system services or
 their config files), listens on a loopback port picked for this run, and is stopped by whoever started it
@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pg8000.native
 import pymysql
 
 from labctl.local import servers as _product
@@ -138,6 +139,57 @@ class MariaDBServer(_product.MariaDB):
         )
 
 
+class PostgreSQLServer(_product.PostgreSQL):
+    """The product's PostgreSQL launcher (``labctl.local.servers.PostgreSQL``) on loopback, on a free port by default.
+
+    TLS on with the run's certificate, pg_hba ``hostssl ... scram-sha-256`` from ``hba_cidrs`` only (127.0.0.1/32 by
+    default), the admin a non-superuser with CREATEDB/CREATEROLE and the awkward password, and a second database
+    with one row the app user must not read. Runs as the ``dblab-pg`` system user when we are root.
+    """
+
+    def __init__(
+        self, base: Path, tls: TlsFiles, port: int | None = None, hba_cidrs: Sequence[str] = (f"{LOOPBACK}/32",)
+    ) -> None:
+        super().__init__(
+            base,
+            tls,
+            ADMIN_USER,
+            ADMIN_PASSWORD,
+            bind=LOOPBACK,
+            port=port or free_port(),
+            hba_cidrs=hba_cidrs,
+            init_sql=(
+                ("postgres", f"CREATE DATABASE {OTHER_DB};\n"),
+                (OTHER_DB, "CREATE TABLE secrets (id integer PRIMARY KEY, v varchar(20));\n"),
+                (OTHER_DB, "INSERT INTO secrets VALUES (1, 'not yours');\n"),
+            ),
+        )
+
+    def prepare(self) -> PostgreSQLServer:
+        super().prepare()
+        return self
+
+    def start(self, wait: float = 30.0) -> PostgreSQLServer:
+        super().start(wait=wait)
+        if wait:
+            wait_for_port(self.port, wait, self.proc, self.log)
+        return self
+
+    def admin_connect(self, database: str = "postgres") -> pg8000.native.Connection:
+        return self.connect(ADMIN_USER, ADMIN_PASSWORD, database)
+
+    def connect(self, user: str, password: str, database: str = "postgres") -> pg8000.native.Connection:
+        """A direct (no tunnel) TLS connection to 127.0.0.1:port (certificate not verified)."""
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return pg8000.native.Connection(
+            user, host=LOOPBACK, port=self.port, password=password, database=database, ssl_context=ctx, timeout=10
+        )
+
+
 class SshServer(_product.Sshd):
     """The product's sshd launcher (``labctl.local.servers.Sshd``) on loopback, on a free port by default."""
 
@@ -161,31 +213,44 @@ class SshServer(_product.Sshd):
 
 @dataclass
 class LoopbackLab:
-    """MariaDB with TLS and sshd on loopback, and the student key sshd trusts: what a check needs to run for real."""
+    """A DB server with TLS and sshd on loopback, and the student key sshd trusts: what a check needs to run for real.
+    ``db`` is MariaDB (the MySQL family) or PostgreSQL, as ``loopback_lab(server=...)`` asked."""
 
     base: Path
     tls: TlsFiles
-    db: MariaDBServer
+    db: MariaDBServer | PostgreSQLServer
     ssh: SshServer
     user_key: Path
     user_pub: str
 
 
 @contextlib.contextmanager
-def loopback_lab(base: Path, key_comment: str = "student@lab") -> Iterator[LoopbackLab]:
-    """Start a ``LoopbackLab`` under ``base``; both servers are stopped on exit, even after a failure."""
+def loopback_lab(base: Path, key_comment: str = "student@lab", server: str = "mariadb") -> Iterator[LoopbackLab]:
+    """Start a ``LoopbackLab`` under ``base``; both servers are stopped (and PostgreSQL's files removed) on exit, even
+    after a failure. ``server`` is an engine's ``local_server``: "mariadb" or "postgresql"."""
     tls = make_tls_files(base / "tls")
     user_key = base / "keys" / "id_ed25519"
     pub = make_ssh_key(user_key, key_comment)
-    db = MariaDBServer(base / "db", tls).prepare()
-    ssh = SshServer(base / "sshd", [pub]).prepare()
+    db: MariaDBServer | PostgreSQLServer
+    if server == "mariadb":
+        db = MariaDBServer(base / "db", tls)
+    elif server == "postgresql":
+        db = PostgreSQLServer(base / "db", tls)
+    else:
+        raise ValueError(f"no loopback server {server!r} (mariadb, postgresql)")
     try:
-        db.start()
-        ssh.start()
-        yield LoopbackLab(base, tls, db, ssh, user_key, pub)
+        db.prepare()
+        ssh = SshServer(base / "sshd", [pub]).prepare()
+        try:
+            db.start()
+            ssh.start()
+            yield LoopbackLab(base, tls, db, ssh, user_key, pub)
+        finally:
+            ssh.stop()
     finally:
-        ssh.stop()
         db.stop()
+        if isinstance(db, PostgreSQLServer):
+            db.remove()
 
 
 loopback_lab.starts_real_servers = True  # type: ignore[attr-defined]  # tests/conftest.py marks its users real_servers

@@ -1,4 +1,4 @@
-"""The servers of the local lab: OpenSSH's sshd (the app VM) and MariaDB with TLS (the DB system's engine).
+"""The servers of the local lab: OpenSSH's sshd (the app VM), MariaDB and PostgreSQL with TLS (the DB engines).
 
 Each runs from its own folder of the run directory with its own configuration (never the system services or their
 config files), optionally inside a network namespace (``ip netns exec``, which keeps the process id), bound to one
@@ -10,6 +10,11 @@ The MySQL engines are played by MariaDB (Debian's ``mariadb-server``): same prot
 with a generated certificate for the DB's FQDN and private IP. The SSH login user is the user running the lab
 (root: network namespaces need it); it stands in for the image's ``opc`` user, and the VM's app folder
 ``/home/opc/app`` is ``<run>/vm/home/opc/app``.
+
+The PostgreSQL engines are played by Debian's ``postgresql`` (server binaries in ``/usr/lib/postgresql/<major>/bin``).
+postgres refuses to run as root, so as root it runs as the system user ``dblab-pg`` (made by ``.ci/services.sh``)
+from a private directory of its own under the system temp dir (the run directory may sit below folders that user
+cannot enter); never the system cluster.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ import atexit
 import datetime as dt
 import ipaddress
 import os
+import pwd
+import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -411,3 +419,283 @@ class Sshd(Managed):
         """Start sshd; the caller waits for its port (it may be inside a namespace)."""
         self._launch([SSHD, "-D", "-e", "-f", str(self.config)], self.log)
         return self
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------------------
+
+PG_USER = "dblab-pg"  # the unprivileged account our postgres runs as when we are root (.ci/services.sh adds it)
+# A throwaway lab database needs no durability (like FAST_INNODB): no fsyncs, small shared memory.
+FAST_PG = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "shared_buffers=16MB")
+DURABLE_PG = ("shared_buffers=16MB",)
+
+
+def pg_bindir() -> Path:
+    """The directory holding ``postgres`` and ``initdb``: Debian's newest ``/usr/lib/postgresql/<major>/bin``, else
+    the one of ``postgres`` on PATH (other systems put the server there)."""
+    found = []
+    for d in Path("/usr/lib/postgresql").glob("*/bin"):
+        if (d / "postgres").exists() and (d / "initdb").exists() and d.parent.name.isdigit():
+            found.append((int(d.parent.name), d))
+    if found:
+        return max(found)[1]
+    on_path = shutil.which("postgres")
+    if on_path and shutil.which("initdb"):
+        return Path(on_path).resolve().parent
+    raise ServerError("postgres/initdb not found: install postgresql (bash .ci/services.sh)")
+
+
+class PostgreSQL(Managed):
+    """A private PostgreSQL: own data directory, socket directory and port, bound to one address, TLS on.
+
+    ``pg_hba.conf`` has only ``hostssl ... scram-sha-256`` lines, one per CIDR of ``hba_cidrs`` (a plain TCP login
+    finds no line: SQLSTATE 28000), and nothing for the Unix socket. ``password_encryption`` is scram-sha-256. The
+    bootstrap superuser ``postgres`` gets a random password nobody keeps; ``admin_user`` is a non-superuser with
+    CREATEDB and CREATEROLE (what the lab's admin needs), its password (re)set as a SCRAM verifier at every
+    ``prepare()``, like MariaDB's init file. ``init_sql`` ((database, SQL lines) pairs) runs once after initdb, as
+    the superuser in single-user mode (one statement per line).
+
+    The server's own files live in ``home`` (a private temp directory, owned by ``PG_USER`` when we are root, its
+    path recorded in ``<base>/home``); ``base`` keeps the log. ``stop()`` ends the server; ``remove()`` (also at
+    exit, unless ``detach()``) deletes ``home``.
+    """
+
+    def __init__(
+        self,
+        base: Path,
+        tls: TlsFiles,
+        admin_user: str,
+        admin_password: str,
+        bind: str = "127.0.0.1",
+        port: int = 5432,
+        netns: str | None = None,
+        hba_cidrs: Sequence[str] = ("127.0.0.1/32",),
+        init_sql: Sequence[tuple[str, str]] = (),
+        settings: Sequence[str] = FAST_PG,
+        max_connections: int = 20,
+    ) -> None:
+        super().__init__(netns)
+        self.base = base
+        self.tls = tls
+        self.admin_user = admin_user
+        self.admin_password = admin_password
+        self.bind = bind
+        self.port = port
+        self.hba_cidrs = tuple(hba_cidrs)
+        self.init_sql = tuple(init_sql)
+        self.settings = tuple(settings)
+        self.max_connections = max_connections
+        self.log = base / "postgres.log"
+        self.home: Path | None = None
+        atexit.register(self.remove)
+
+    # --- files and users ---
+
+    @property
+    def datadir(self) -> Path:
+        if self.home is None:
+            raise ServerError("PostgreSQL not installed yet (call install() or prepare())")
+        return self.home / "data"
+
+    def _as_server_user(self) -> list[str]:
+        """argv prefix that runs a command as PG_USER when we are root (setpriv execs: the pid stays the server's)."""
+        if os.geteuid() != 0:
+            return []
+        try:
+            pwd.getpwnam(PG_USER)
+        except KeyError:
+            raise ServerError(
+                f"system user {PG_USER} missing: postgres refuses to run as root; create it with bash .ci/services.sh"
+            ) from None
+        return ["setpriv", f"--reuid={PG_USER}", f"--regid={PG_USER}", "--clear-groups", "--"]
+
+    def _give(self, path: Path, mode: int) -> None:
+        path.chmod(mode)
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(PG_USER)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _run(self, argv: list[str], what: str, stdin: str | None = None) -> None:
+        done = subprocess.run(
+            [*self._as_server_user(), *argv],
+            input=stdin.encode() if stdin is not None else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.home,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            out = done.stdout.decode(errors="replace").splitlines()
+            errors = [line for line in out if "ERROR:" in line or "FATAL:" in line] or out[-20:]
+            raise ServerError(f"{what} failed:\n" + "\n".join(errors)[-2000:])
+
+    def install(self) -> PostgreSQL:
+        """initdb into a fresh private directory (once per ``base``), then ``init_sql``; no server runs yet."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        record = self.base / "home"
+        if record.exists() and Path(record.read_text().strip(), "data", "PG_VERSION").exists():
+            self.home = Path(record.read_text().strip())
+            return self
+        bindir = pg_bindir()
+        self._as_server_user()  # fail early with the clear message
+        self.home = Path(tempfile.mkdtemp(prefix="dblab-pg-"))
+        try:
+            self._give(self.home, 0o700)
+            pwfile = self.home / "superuser.pw"
+            pwfile.write_text(secrets.token_urlsafe(24) + "\n")  # the superuser's: nobody needs it, nobody keeps it
+            self._give(pwfile, 0o600)
+            try:
+                self._run(
+                    [
+                        str(bindir / "initdb"),
+                        f"--pgdata={self.datadir}",
+                        "--username=postgres",
+                        f"--pwfile={pwfile}",
+                        "--auth=scram-sha-256",
+                        "--encoding=UTF8",
+                        "--no-locale",
+                        "--no-sync",
+                        "--no-instructions",
+                    ],
+                    "initdb",
+                )
+            finally:
+                pwfile.unlink(missing_ok=True)
+            for database, sql in self.init_sql:
+                self._single_user(database, sql)
+        except BaseException:
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.home = None
+            raise
+        record.write_text(f"{self.home}\n")  # only a complete installation is reused
+        return self
+
+    def _single_user(self, database: str, sql: str) -> None:
+        """Run SQL lines as the superuser in single-user mode (no server may be running on this data directory)."""
+        self._run(
+            [str(pg_bindir() / "postgres"), "--single", "-D", str(self.datadir), "-c", "exit_on_error=on", database],
+            f"postgres --single ({database})",
+            stdin=sql,
+        )
+
+    def prepare(self) -> PostgreSQL:
+        """install(), the TLS files copied where the server user may read them, pg_hba.conf, the admin role."""
+        self.install()
+        assert self.home is not None
+        for src, name, mode in (
+            (self.tls.server_cert, "server.crt", 0o644),
+            (self.tls.server_key, "server.key", 0o600),
+        ):
+            dst = self.home / name
+            dst.unlink(missing_ok=True)
+            dst.touch(mode=0o600)
+            dst.write_bytes(src.read_bytes())
+            self._give(dst, mode)
+        self.write_hba()
+        from engines.pgcheck import quote_ident, scram_sha256_verifier  # lazy: the adapter's SQL helpers
+
+        role = quote_ident(self.admin_user)
+        verifier = scram_sha256_verifier(self.admin_password)
+        attrs = f"LOGIN NOSUPERUSER CREATEDB CREATEROLE PASSWORD '{verifier}'"
+        exists = f"SELECT FROM pg_roles WHERE rolname = '{self.admin_user}'"
+        self._single_user(
+            "postgres",
+            f"DO $$ BEGIN IF EXISTS ({exists}) THEN ALTER ROLE {role} {attrs}; "
+            f"ELSE CREATE ROLE {role} {attrs}; END IF; END $$;\n",
+        )
+        return self
+
+    def write_hba(self) -> None:
+        """pg_hba.conf: TLS + SCRAM from ``hba_cidrs`` only (read at start, and at ``reload()``)."""
+        lines = ["# dblab: TLS and SCRAM only, from the allowed networks; nothing else (no local, no host lines)"]
+        lines += [f"hostssl all all {cidr} scram-sha-256" for cidr in self.hba_cidrs]
+        hba = self.datadir / "pg_hba.conf"
+        hba.write_text("\n".join(lines) + "\n")
+        self._give(hba, 0o600)
+
+    # --- process ---
+
+    def start(self, wait: float = 30.0) -> PostgreSQL:
+        assert self.home is not None, "prepare() first"
+        argv = [
+            *self._as_server_user(),
+            str(pg_bindir() / "postgres"),
+            "-D",
+            str(self.datadir),
+            "-c",
+            f"listen_addresses={self.bind}",
+            "-c",
+            f"port={self.port}",
+            "-c",
+            f"unix_socket_directories={self.home}",
+            "-c",
+            "ssl=on",
+            "-c",
+            f"ssl_cert_file={self.home / 'server.crt'}",
+            "-c",
+            f"ssl_key_file={self.home / 'server.key'}",
+            "-c",
+            "ssl_min_protocol_version=TLSv1.2",
+            "-c",
+            "password_encryption=scram-sha-256",
+            "-c",
+            f"max_connections={self.max_connections}",
+            "-c",
+            "superuser_reserved_connections=2",
+            "-c",
+            "logging_collector=off",
+            "-c",
+            "log_connections=on",
+        ]
+        for setting in self.settings:
+            argv += ["-c", setting]
+        self._launch(argv, self.log)
+        if wait:
+            self.wait_ready(wait)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the postmaster says it accepts connections: line 8 of ``postmaster.pid`` is ``ready`` (PostgreSQL
+        10+, src/include/utils/pidfile.h LOCK_FILE_LINE_PM_STATUS / PM_STATUS_READY), written after the listen
+        sockets are open. No login needed, so it also works inside a network namespace."""
+        deadline = time.monotonic() + timeout
+        pidfile = self.datadir / "postmaster.pid"
+        while True:
+            if not self.running:
+                raise ServerError(f"postgres exited before it was ready:\n{tail(self.log)}")
+            with _suppress_oserror():
+                lines = pidfile.read_text().splitlines()
+                if len(lines) >= 8 and lines[7].strip() == "ready":
+                    return
+            if time.monotonic() > deadline:
+                raise ServerError(f"postgres not ready after {timeout:.0f}s:\n{tail(self.log)}")
+            time.sleep(0.05)
+
+    def reload(self, hba_cidrs: Sequence[str] | None = None) -> None:
+        """Rewrite pg_hba.conf (with new ``hba_cidrs`` when given) and restart, so the next login sees it for sure
+        (a SIGHUP reload is applied asynchronously)."""
+        if hba_cidrs is not None:
+            self.hba_cidrs = tuple(hba_cidrs)
+        self.stop()
+        self.write_hba()
+        self.start()
+
+    def detach(self) -> None:
+        super().detach()
+        atexit.unregister(self.remove)
+
+    def remove(self) -> None:
+        """Stop the server and delete its private directory (data, socket, TLS copies)."""
+        self.stop()
+        home, self.home = self.home, None
+        if home is not None and home.name.startswith("dblab-pg-"):
+            shutil.rmtree(home, ignore_errors=True)
+            (self.base / "home").unlink(missing_ok=True)
+
+
+class _suppress_oserror:  # noqa: N801 (a tiny context manager)
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: type | None, *_: object) -> bool:
+        return typ is not None and issubclass(typ, OSError)
