@@ -355,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
         common(t)
         t.add_argument("--offline", action="store_true", help="plan it under the OCI mocks; nothing is created")
         t.add_argument("--out-dir", default="class-run", help="state and report (default: class-run/)")
+        if verb == "teardown":
+            t.add_argument("--force", action="store_true", help="tear down although student stacks are still up")
         t.set_defaults(func=_cmd_class_layer)
 
     loc = sub.add_parser("local", help="rehearse the whole lab on this machine: namespaces, nftables, sshd, MariaDB")

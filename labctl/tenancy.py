@@ -267,6 +267,19 @@ def apply_overrides(config: dict[str, str], student_id: str, overrides: dict[str
     return notes
 
 
+def stacks_still_up(out_dir: Path, runner_kind: str) -> list[str]:
+    """Student stacks whose last run in ``out_dir`` (class-state.json) was a successful ``up`` of ``runner_kind``:
+    their resources still sit in the student compartments, which OCI cannot delete while they hold resources."""
+    from labctl.classrun import load_state as load_class_state
+
+    stacks = load_class_state(out_dir)
+    return sorted(
+        name
+        for name, rec in stacks.items()
+        if rec.get("action") == "up" and rec.get("status") == "succeeded" and rec.get("runner") == runner_kind
+    )
+
+
 # --- report -------------------------------------------------------------------------------------------------------
 def summary(plan: Plan, spec: LayerSpec) -> list[str]:
     """What the plan declares, for people: counts, the tag, topic, compartments, quotas, budgets and rules."""
@@ -342,6 +355,23 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"cloud runner: Pulumi CLI {version}", file=sys.stderr)
         runner = AutomationRunner()
     out_dir = Path(args.out_dir)
+    if action == "teardown" and not getattr(args, "force", False):
+        from labctl.classrun import ClassStateError
+
+        try:
+            up = stacks_still_up(out_dir, runner.kind)
+        except ClassStateError as e:
+            print(f"labctl class teardown: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        if up:
+            print(
+                f"labctl class teardown: {len(up)} student stack(s) are still up ({', '.join(up[:5])}"
+                f"{', …' if len(up) > 5 else ''}; {out_dir}/class-state.json); nothing was changed. Destroy them "
+                f"first (python -m labctl class destroy {args.roster} --class-config {args.class_config}"
+                f"{' --offline' if args.offline else ''}), or --force",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     try:
         run = run_layer(action, spec, lambda s: layer_job(s, cls.region), runner, out_dir)
     except (LockHeld, LayerStateError) as e:

@@ -14,12 +14,28 @@ if str(ROOT) not in sys.path:
 import pulumi  # noqa: E402
 
 from components.classtag import defined_tag_key  # noqa: E402
+from components.lookups import home_and_current_region  # noqa: E402
 from components.tenancy import ClassLayer, LayerError, spec_from_json  # noqa: E402
 
 try:
     spec = spec_from_json(pulumi.Config().require("layer"))
 except (LayerError, ValueError) as e:
     raise pulumi.RunError(f"oci-dblab-class:layer: {e}") from None
+
+# Compartments (and the tags and quotas beside them) can be created and changed only in the tenancy's home region
+# (OCI docs "Managing Regions", .../Identity/regions/managingregions.htm: "Resources that you can create and update
+# only in the home region are: ... Compartments"; "When you use the API to update your IAM resources, you must use
+# the endpoint for your home region"). Refused here, before anything is declared, when OCI says where home is.
+try:
+    region, home = home_and_current_region(spec.tenancy_id, [])
+except Exception as e:  # e.g. no right to read the tenancy: warn, the API will refuse if it must
+    pulumi.log.warn(f"could not look up the tenancy's home region ({str(e).splitlines()[0] if str(e) else e!r})")
+else:
+    if region and home and region != home:
+        raise pulumi.RunError(
+            f"the class layer deploys to region {region}, but the tenancy's home region is {home}: compartments, "
+            f"tags and quotas are changed only there. Set `region: {home}` in the class file. Nothing was created."
+        )
 
 layer = ClassLayer("class", spec)
 pulumi.export("tagNamespace", spec.tag_namespace)

@@ -16,7 +16,7 @@ from components.portable import exclusive_lock
 from components.tenancy import LayerError, LayerSpec, parse_layer, parse_statement, quota_statements, spec_from_json
 from labctl import tenancy
 from labctl.cli import _class_jobs, main
-from labctl.offline import Plan, ProgramError, run_program
+from labctl.offline import MockCloud, Plan, ProgramError, run_program
 from labctl.roster import load_class_config, load_roster
 from labctl.runners import StackJob, StackResult, automation_args
 
@@ -193,6 +193,16 @@ def test_retired_layer_turns_cost_tracking_off() -> None:
     assert plan.outputs["retired"] is True
 
 
+def test_outside_the_home_region_nothing_is_declared() -> None:
+    config = {tenancy.CONFIG_KEY: parse_layer(FULL, STUDENTS).to_json(), "oci:region": "ap-singapore-1"}
+    away = MockCloud(region="ap-singapore-1", home_region="us-ashburn-1")
+    with pytest.raises(ProgramError, match="home region is us-ashburn-1") as e:
+        run_program(config, stack="class", project_dir=tenancy.LAYER_DIR, cloud=away)
+    assert "region: us-ashburn-1" in str(e.value) and e.value.resources == []
+    home = run_program(config, stack="class", project_dir=tenancy.LAYER_DIR, cloud=MockCloud(region="ap-singapore-1"))
+    assert of(home, BUDGET)
+
+
 def test_the_program_checks_its_config_again() -> None:
     bad = json.loads(parse_layer(FULL, STUDENTS).to_json())
     bad["monthly_budget_usd"] = -1
@@ -332,3 +342,33 @@ def test_the_example_class_file_sets_up_offline(tmp_path: Path, capsys: pytest.C
     assert main([*argv, "--offline", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "tag namespace dblab-2026s1" in out and "TAG targets" in out
+
+
+def test_teardown_waits_for_the_students_stacks(class_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from labctl.classrun import save_state
+
+    run = class_dir / "run"
+    run.mkdir()
+    up = {"action": "up", "status": "succeeded", "runner": "offline"}
+    save_state(run, {"student-a23-042": up, "student-a23-043": {**up, "action": "destroy"}})
+    assert cli(class_dir, "teardown", "--offline") == 2
+    err = capsys.readouterr().err
+    assert "1 student stack(s) are still up (student-a23-042" in err and "labctl class destroy" in err
+    assert not (run / tenancy.STATE_FILE).exists()
+    save_state(run, {"student-a23-042": {**up, "runner": "cloud"}})  # a real stack does not block a dry run
+    assert cli(class_dir, "teardown", "--offline") == 0
+    save_state(run, {"student-a23-042": up})
+    assert cli(class_dir, "teardown", "--offline", "--force") == 0
+
+
+def test_without_the_pulumi_cli_the_cloud_path_starts_nothing(
+    class_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = class_dir / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setenv("OCI_CLI_CONFIG_FILE", str(class_dir / "no-oci-config"))
+    assert cli(class_dir, "setup") == 2
+    err = capsys.readouterr().err
+    assert "cloud runner cannot start; nothing was created" in err and "Pulumi CLI is not on PATH" in err
+    assert not (class_dir / "run").exists()
