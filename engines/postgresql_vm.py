@@ -1,0 +1,19 @@
+"""``postgresql-vm``: PostgreSQL from Oracle Linux 9 AppStream on a private DB VM (shared parts: engines/vmdb.py).
+
+Package: ``postgresql-server`` (PostgreSQL 13, the default stream of Oracle Linux 9's AppStream; Oracle Linux docs,
+"Application Stream Module Life Cycle", Oracle Linux 9 application streams: PostgreSQL 13; the RHEL 9 AppStream
+listing shows "postgresql-server.x86_64 : The programs needed to create and run a PostgreSQL server"). Its systemd
+unit is ``postgresql``, its data directory ``/var/lib/pgsql/data``, initialised by ``postgresql-setup --initdb``.
+"""
+
+from __future__ import annotations
+
+from engines.vmdb import Flavor
+
+FLAVOR = Flavor(
+    engine="postgresql-vm",
+    family="postgresql",
+    package="postgresql-server",
+    service="postgresql",
+    port=5432,
+)

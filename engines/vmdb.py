@@ -1,0 +1,249 @@
+"""The database on a private VM: what ``mysql-vm``, ``mariadb-vm`` and ``postgresql-vm`` share.
+
+Pure at import (standard library only; ``policy/rules.py`` imports the engine registry in the policy pack's own
+virtualenv): jinja2 and PyYAML are imported inside ``render_cloud_init``, pulumi/pulumi_oci inside ``build_db_vm``.
+
+What a DB VM is (ENGINES.md, "VM engines"):
+- an ``oci.core.Instance`` in the PRIVATE subnet without a public IP, hostname label ``db``, Oracle Linux 9, shape
+  ``VM.Standard.E2.1.Micro`` by default (the Always Free pool it shares with the app VM) or ``VM.Standard.A1.Flex``;
+- cloud-init installs the server from Oracle Linux 9's own AppStream repository (reached through the private
+  subnet's service gateway, components/network.py), makes a self-signed TLS certificate at boot, listens on the
+  private IP only, requires TLS for TCP clients, opens the DB port in firewalld to the app subnet only, and creates
+  the admin user limited to the VCN from a VERIFIER, never the password:
+  * MySQL 8.0 / MariaDB: the mysql_native_password hash ``*HEX(SHA1(SHA1(password)))`` used with
+    ``IDENTIFIED WITH mysql_native_password AS '*...'`` (MySQL 8.0 reference manual, CREATE USER "auth_option";
+    MariaDB knowledge base, CREATE USER "IDENTIFIED {VIA|WITH} mysql_native_password {USING|AS} 'hash'"; the hash
+    is MySQL's PASSWORD() of 4.1+: SHA1(SHA1(pw)) in upper-case hex after '*', as in MySQL's sql/auth/password.cc
+    make_scrambled_password);
+  * PostgreSQL: a SCRAM-SHA-256 verifier ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`` (RFC 5802
+    section 3 and RFC 7677; PostgreSQL's src/common/scram-common.c scram_build_secret writes exactly this form, and
+    CREATE ROLE stores a password given "already in SCRAM-encrypted format" as-is: PostgreSQL docs, CREATE ROLE,
+    "ENCRYPTED").
+  The salt is derived from the password and a per-stack context (HMAC-SHA-256), so the same stack renders the same
+  user_data on every run: a user_data change replaces the instance (terraform-provider-oci v8.28.0
+  internal/service/core/core_instance_resource.go:1054-1059, ForceNewIfChange on metadata.user_data and
+  ssh_authorized_keys), which would wipe the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TEMPLATES = Path(__file__).parent / "templates"
+DB_VM_HOSTNAME_LABEL = "db"
+OS_USER = "opc"  # the default user of Oracle Linux platform images
+SETUP_SCRIPT = "/usr/local/sbin/oci-dblab-db-setup"
+SETUP_LOG = "/var/log/oci-dblab-db-setup.log"
+
+# Always Free: two VM.Standard.E2.1.Micro per tenancy (the app VM and the DB VM use both), or the A1 Flex pool
+# (OCI docs, "Always Free Resources": Compute; https://docs.oracle.com/iaas/Content/FreeTier/freetier_topic-Always_Free_Resources.htm).
+DEFAULT_DB_VM_SHAPE = "VM.Standard.E2.1.Micro"
+FLEX_DB_VM_SHAPE = "VM.Standard.A1.Flex"
+DB_VM_SHAPE_PATTERN = r"VM\.Standard\.E2\.1\.Micro|VM\.Standard\.A1\.Flex"
+
+IDENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}\Z")  # the config's rule for user and database names
+NATIVE_HASH_RE = re.compile(r"^\*[0-9A-F]{40}\Z")
+SCRAM_RE = re.compile(r"^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+\Z")
+SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations (RFC 7677 section 4: at least 4096)
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """One DB-VM engine as cloud-init sees it: the OS package, its service, its family's setup template."""
+
+    engine: str  # the dbEngine value
+    family: str  # "mysql" | "postgresql"
+    package: str  # the Oracle Linux 9 AppStream package of the server
+    service: str  # its systemd unit
+    port: int
+    config_section: str = ""  # MySQL family: the option-file group the server reads
+    disable_x_protocol: bool = False  # MySQL 8.0 also listens on 33060 (X Plugin) unless told not to
+
+
+# ------------------------------------------------------------------------------------------------- verifiers
+
+
+def mysql_native_password_hash(password: str) -> str:
+    """``*`` + upper-case hex of SHA1(SHA1(password)): what mysql_native_password stores (no salt by design)."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode("utf-8")).digest()).hexdigest().upper()  # noqa: S324
+
+
+def scram_salt(password: str, context: str) -> bytes:
+    """A 16-byte salt fixed for (password, context): HMAC-SHA-256 keyed by ``context`` (the stack's resource name).
+
+    It reveals nothing about the password (HMAC output), and it makes the verifier, hence user_data, stable.
+    """
+    return hmac.new(context.encode("utf-8"), password.encode("utf-8"), hashlib.sha256).digest()[:16]
+
+
+def scram_sha256_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
+    """PostgreSQL's stored form of a SCRAM-SHA-256 secret (RFC 5802 section 3, RFC 7677).
+
+    SaltedPassword = PBKDF2-HMAC-SHA-256(password, salt, i); ClientKey = HMAC(SaltedPassword, "Client Key");
+    StoredKey = SHA-256(ClientKey); ServerKey = HMAC(SaltedPassword, "Server Key"). PostgreSQL first applies
+    SASLprep to the password; for printable ASCII (the only passwords ``password_problem`` lets through for the
+    VM engines) SASLprep changes nothing (RFC 4013 maps and prohibits only non-ASCII or control characters).
+    """
+    if not password.isascii() or not password.isprintable():
+        raise ValueError("the SCRAM verifier is computed for printable ASCII passwords only")
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("ascii"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(b: bytes) -> str:
+        return base64.b64encode(b).decode("ascii")
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def admin_verifier(family: str, password: str, context: str) -> str:
+    """The verifier the DB VM's cloud-init creates the admin user from (never the password itself)."""
+    if family == "mysql":
+        return mysql_native_password_hash(password)
+    if family == "postgresql":
+        return scram_sha256_verifier(password, scram_salt(password, context))
+    raise ValueError(f"unknown engine family {family!r}")
+
+
+def password_problem(password: str, admin_user: str) -> str | None:
+    """The VM engines' extra rule: printable ASCII (what the SCRAM verifier and every client agree on).
+
+    The length/character-class rule is the shared one (engines.base); this never echoes the password.
+    """
+    if not password.isascii() or not password.isprintable():
+        return "must be printable ASCII (letters, digits, punctuation, space): the DB VM's verifier is computed for it"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class DbVmSettings:
+    """Everything the DB VM's cloud-init needs. No password: only the admin user's verifier."""
+
+    app_subnet_cidr: str
+    vcn_cidr: str
+    admin_user: str
+    admin_verifier: str
+    db_name: str
+    app_user: str | None = None
+
+
+def _cidr(value: str, key: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError as e:
+        raise ValueError(f"{key} {value!r} is not an IPv4 CIDR block like 10.0.0.0/24: {e}") from None
+
+
+def _ident(value: str, key: str) -> str:
+    if not IDENT_RE.match(value):
+        raise ValueError(f"{key} {value!r} must start with a letter and hold 1-32 letters, digits or underscores")
+    return value
+
+
+def template_values(flavor: Flavor, s: DbVmSettings) -> dict[str, Any]:
+    """The validated values the setup template sees (every value is checked against a strict pattern first, so
+    none can break out of the shell, SQL or configuration text it is placed in)."""
+    pattern = NATIVE_HASH_RE if flavor.family == "mysql" else SCRAM_RE
+    if not pattern.match(s.admin_verifier):
+        raise ValueError(f"the admin verifier is not a {flavor.family} verifier")  # never echoed: it is secret
+    app_cidr = _cidr(s.app_subnet_cidr, "the app subnet CIDR")
+    vcn_cidr = _cidr(s.vcn_cidr, "the VCN CIDR")
+    vcn = ipaddress.IPv4Network(vcn_cidr)
+    if not ipaddress.IPv4Network(app_cidr).subnet_of(vcn):
+        raise ValueError(f"the app subnet {app_cidr} is not inside the VCN {vcn_cidr}")
+    return {
+        "engine": flavor.engine,
+        "family": flavor.family,
+        "service": flavor.service,
+        "port": flavor.port,
+        "config_section": flavor.config_section,
+        "disable_x_protocol": flavor.disable_x_protocol,
+        "app_cidr": app_cidr,
+        "vcn_cidr": vcn_cidr,
+        # MySQL/MariaDB account hosts take a netmask, not a prefix length ('u'@'10.0.0.0/255.255.0.0'): MySQL 8.0
+        # reference manual "Specifying Account Names" (netmask notation), MariaDB "CREATE USER" (host netmasks).
+        "vcn_netmask_host": f"{vcn.network_address}/{vcn.netmask}",
+        "admin_user": _ident(s.admin_user, "dbAdminUser"),
+        "admin_verifier": s.admin_verifier,
+        "db_name": _ident(s.db_name, "dbName"),
+        "app_user": _ident(s.app_user, "dbAppUser") if s.app_user else None,
+        "setup_log": SETUP_LOG,
+    }
+
+
+def render_setup_script(flavor: Flavor, s: DbVmSettings) -> str:
+    """The bash script cloud-init runs once on the DB VM (``{family}.sh.j2`` in engines/templates)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # shell and SQL, not HTML; values are validated in template_values
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["sh"] = shlex.quote
+    return env.get_template(f"dbvm-{flavor.family}.sh.j2").render(**template_values(flavor, s))
+
+
+def cloud_config(flavor: Flavor, s: DbVmSettings) -> dict[str, Any]:
+    """The #cloud-config document as data: the server package, the setup script, and running it once."""
+    script = render_setup_script(flavor, s)
+    return {
+        # Oracle Linux 9 AppStream (and BaseOS for openssl/firewalld), from the region's OCI yum mirror.
+        "package_update": False,
+        "packages": [flavor.package, "openssl", "firewalld"],
+        "write_files": [
+            {"path": SETUP_SCRIPT, "owner": "root:root", "permissions": "0700", "content": script},
+        ],
+        # The script holds the admin user's verifier: it is removed once it has run (cloud-init keeps its copy of
+        # user_data root-only under /var/lib/cloud).
+        "runcmd": [[SETUP_SCRIPT], ["rm", "-f", SETUP_SCRIPT]],
+    }
+
+
+def render_cloud_init(flavor: Flavor, s: DbVmSettings) -> str:
+    """The DB VM's user data: ``#cloud-config`` YAML, multi-line strings as literal blocks (readable in the console)."""
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in data else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+    _Dumper.add_representer(str, _str)
+    body = yaml.dump(cloud_config(flavor, s), Dumper=_Dumper, sort_keys=False, width=1000)
+    return "#cloud-config\n" + body
+
+
+def user_data_b64(flavor: Flavor, s: DbVmSettings) -> str:
+    """The document base64-encoded, as OCI's ``metadata.user_data`` expects it."""
+    return base64.b64encode(render_cloud_init(flavor, s).encode("utf-8")).decode("ascii")
+
+
+def shell_parts(document: Mapping[str, Any]) -> list[str]:
+    """The shell text of a cloud-config document (write_files scripts with a shebang, runcmd as a script), for
+    shellcheck in the tests."""
+    parts = [f["content"] for f in document.get("write_files", []) if str(f.get("content", "")).startswith("#!")]
+    lines = []
+    for cmd in document.get("runcmd", []):
+        lines.append(" ".join(shlex.quote(str(a)) for a in cmd) if isinstance(cmd, list) else str(cmd))
+    if lines:
+        parts.append("#!/bin/sh\n" + "\n".join(lines) + "\n")
+    return parts
