@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from components import ocimodel
 from engines.base import EndpointModel, Engine, password_rule
 
 # Type tokens as pulumi_oci 5.5.0 spells them (psql/db_system.py, psql/get_shapes.py,
@@ -224,40 +225,40 @@ def _primary_fqdn(values: Sequence[Any]) -> str:
 
 
 # --- reachability / policy -----------------------------------------------------------------------------------
-def _props(resource: Any) -> Mapping[str, Any]:
-    return getattr(resource, "props", None) or getattr(resource, "inputs", None) or {}
-
-
-def _type(resource: Any) -> str:
-    return getattr(resource, "resource_type", None) or getattr(resource, "type", None) or ""
-
-
 def endpoints(resources: Sequence[Any]) -> list[EndpointModel]:
-    """The declared PostgreSQL DB systems: their subnet link, port 5432 and private IP (when known)."""
+    """The declared PostgreSQL DB systems: subnet and NSGs as declared, port 5432, the private IP when known.
+    Reads with ``peek`` only: in the real pack's preview these values may be unknown (components/ocimodel.py)."""
     out = []
-    for r in resources:
-        if _type(r) != DB_SYSTEM:
-            continue
-        props = _props(r)
-        net = props.get("networkDetails") or {}
-        outputs = getattr(r, "outputs", None) or {}
-        ip = (outputs.get("networkDetails") or {}).get("primaryDbEndpointPrivateIp") or net.get(
-            "primaryDbEndpointPrivateIp"
-        )
+    for r in ocimodel.of_type(resources, DB_SYSTEM):
+        net = ocimodel.peek(r.props, "networkDetails")
+        ip = ocimodel.peek(net, "primaryDbEndpointPrivateIp")
+        if ip is None:
+            ip = ocimodel.peek(ocimodel.peek_output(r, "networkDetails"), "primaryDbEndpointPrivateIp")
         out.append(
             EndpointModel(
-                name=getattr(r, "name", ""),
-                urn=getattr(r, "urn", ""),
+                name=r.name,
+                urn=r.urn,
                 resource=r,
-                subnet_id=net.get("subnetId"),
                 subnet_prop="networkDetails",
                 ports=(PORT,),
-                private_ip=ip if isinstance(ip, str) and ip else None,
-                engine="postgresql",
-                note="an OCI Database with PostgreSQL system has only a private endpoint",
+                private_ip=ip,
+                engine=ENGINE.name,
+                subnet_id=ocimodel.peek(net, "subnetId"),
+                nsg_ids=tuple(x for x in ocimodel.items(ocimodel.peek(net, "nsgIds")) if isinstance(x, str)),
+                note="an OCI Database with PostgreSQL DB system has only a private endpoint",
             )
         )
     return out
+
+
+def backup_problem(resource: Any) -> str | None:
+    """db-backups-enabled: a DB system whose backup policy is switched off (kind NONE) fails; none sent means the
+    service's default policy (management_policy Optional+Computed, res.go:382-388: what the service sets is kept)."""
+    policy = ocimodel.peek(ocimodel.peek(resource.props, "managementPolicy"), "backupPolicy")
+    kind = ocimodel.peek(policy, "kind")
+    if isinstance(kind, str) and kind.upper() == "NONE":
+        return "automatic backups are switched off (backup_policy kind NONE); leave it out or set kind DAILY"
+    return None
 
 
 # --- offline mocks (labctl/offline.py) -----------------------------------------------------------------------
@@ -432,7 +433,7 @@ def _unknown(item: str, qty: float, unit: str, why: str) -> dict[str, Any]:
 
 def data_gbs_of(resource: Any, default: float = 50.0) -> float:
     """The expected data (GB) a declared DB system carries in its freeform tag (``DATA_GB_TAG``)."""
-    tags = _props(resource).get("freeformTags") or {}
+    tags = (getattr(resource, "props", None) or {}).get("freeformTags") or {}
     try:
         return float(tags.get(DATA_GB_TAG, default))
     except (TypeError, ValueError):
@@ -538,6 +539,7 @@ ENGINE = Engine(
     local_server="postgresql",
     build=build,
     endpoints=endpoints,
+    backup_problem=backup_problem,
     mock_outputs=mock_outputs,
     mock_invoke=mock_invoke,
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import ROOT, good_raw, plan_of
+from conftest import ROOT, good_raw, mutated, plan_of
 
 import engines
 from components.config import ConfigError, parse_config
@@ -199,11 +199,62 @@ def test_policy_rules_pass(pgplan):
     assert evaluate(pgplan.resources) == []
 
 
+def test_plan_verdicts_for_5432(pgplan):
+    from labctl.reach import ALLOWED, DENIED, failing, verdicts
+
+    results = verdicts(pgplan.resources, "198.51.100.23/32")
+    got = {v.id: v for v in results}
+    assert failing(results) == []
+    assert {k: v.actual for k, v in got.items() if k.endswith(":5432")} == {
+        "internet->db:5432": DENIED,
+        "app-subnet->db:5432": ALLOWED,
+    }
+    assert not any(k.endswith((":3306", ":33060")) for k in got)
+    assert "lab-private-sl" in got["app-subnet->db:5432"].reason
+    assert got["app-subnet->db:5432"].destination.startswith("database lab-postgresql")
+    assert "prohibits public IPs" in got["internet->db:5432"].reason
+
+
+def _private_sl(rs):
+    [sl] = [r for r in rs if r.name == "lab-private-sl" and r.custom]
+    return sl
+
+
+def test_5432_open_to_the_world_is_a_policy_finding(pgplan):
+    from policy.rules import evaluate
+
+    def open_db(rs):
+        _private_sl(rs).props["ingressSecurityRules"][0]["source"] = "0.0.0.0/0"
+
+    found = {(f.rule, f.name) for f in evaluate(mutated(pgplan, open_db))}
+    assert found == {("db-port-only-from-app-subnet", "lab-private-sl")}, found
+
+
+def test_5432_closed_fails_the_app_subnet_verdict(pgplan):
+    from labctl.reach import failing, verdicts
+
+    def close_db(rs):
+        _private_sl(rs).props["ingressSecurityRules"] = []
+
+    assert [v.id for v in failing(verdicts(mutated(pgplan, close_db), "198.51.100.23/32"))] == ["app-subnet->db:5432"]
+
+
 def test_endpoints_model_the_db_for_reach_and_policy(pgplan):
     [ep] = pg.endpoints(pgplan.resources)
     db = the(pgplan, DBSYS)
-    assert (ep.name, ep.urn, ep.ports) == ("lab-postgresql", db.urn, (5432,))
-    assert ep.subnet == db.props["networkDetails"]["subnetId"]
+    assert (ep.name, ep.urn, ep.ports, ep.engine, ep.resource) == ("lab-postgresql", db.urn, (5432,), "postgresql", db)
+    assert ep.subnet_id == db.props["networkDetails"]["subnetId"] and ep.nsg_ids == ()
+    assert "only a private endpoint" in ep.note
+
+
+def test_backups_fail_the_rule_only_when_switched_off():
+    def r(props):
+        return SimpleNamespace(props=props)
+
+    assert pg.backup_problem(r({})) is None  # the service's default policy
+    assert pg.backup_problem(r({"managementPolicy": {"backupPolicy": {"kind": "DAILY", "retentionDays": 7}}})) is None
+    why = pg.backup_problem(r({"managementPolicy": {"backupPolicy": {"kind": "NONE"}}}))
+    assert why and "switched off" in why
 
 
 def test_db_alarms_use_the_service_namespace_and_resource_id(pgplan):
@@ -211,7 +262,9 @@ def test_db_alarms_use_the_service_namespace_and_resource_id(pgplan):
     assert {"lab-ops-db-cpu", "lab-ops-db-memory"} <= set(alarms)
     for name in ("lab-ops-db-cpu", "lab-ops-db-memory"):
         assert alarms[name].props["namespace"] == "oci_postgresql"
-    assert alarms["lab-ops-db-cpu"].props["query"].startswith("CpuUtilization[")
+    db_id = the(pgplan, DBSYS).id
+    assert alarms["lab-ops-db-cpu"].props["query"].startswith(f'CpuUtilization[1m]{{resourceId = "{db_id}"}}')
+    assert alarms["lab-ops-db-memory"].props["query"].startswith(f'MemoryUtilization[1m]{{resourceId = "{db_id}"}}')
     assert any("no connections alarm" in w for w in pgplan.warnings)
 
 
