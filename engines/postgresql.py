@@ -33,6 +33,7 @@ from typing import Any
 
 from components import ocimodel
 from engines.base import EndpointModel, Engine, password_rule
+from engines.pgcheck import adapter as pgcheck_adapter
 
 # Type tokens as pulumi_oci 5.5.0 spells them (psql/db_system.py, psql/get_shapes.py,
 # psql/get_db_system_connection_detail.py).
@@ -538,6 +539,7 @@ ENGINE = Engine(
     durations=DURATIONS,
     local_server="postgresql",
     build=build,
+    adapter=pgcheck_adapter,  # the postgresql family's check adapter (pg8000 over the tunnel)
     endpoints=endpoints,
     backup_problem=backup_problem,
     mock_outputs=mock_outputs,

@@ -341,3 +341,13 @@ def test_server_answer_hidden_behind_a_failed_close_is_still_diagnosed(lab: Lab)
     except pg8000.exceptions.InterfaceError as hidden:
         diagnosis = pgcheck.diagnose(envcheck.HOP_APP, hidden, lab.request())
     assert diagnosis is not None and diagnosis.cause == "no-database"
+
+
+def test_every_postgresql_family_engine_uses_this_adapter():
+    import engines
+
+    family = [e for e in engines.ENGINES.values() if e.family == pgcheck.FAMILY]
+    assert family, "no postgresql-family engine is registered"
+    for engine in family:
+        assert engine.adapter() is pgcheck.ADAPTER, engine.name
+    assert pgcheck.ADAPTER.error_types == (pg8000.exceptions.Error,)
