@@ -100,7 +100,37 @@ def load_layer(roster_path: str, class_config: str) -> tuple[LayerSpec, Any, lis
     cls = load_class_config(class_config)
     text = read_input_file(Path(class_config), "class config", "")
     spec = layer_from_text(text, [s.student_id for s in roster.students], str(class_config), cls.tenancies)
+    problems = quota_fit_problems(spec, cls.app_shape, cls.config.get("appOcpus"))
+    if problems:
+        lines = section_lines(text)
+        where = f"{class_config}:{lines.get('allowedShapes') or lines.get('', 0)}: classLayer."
+        raise LayerError([where + p for p in problems])
     return spec, cls, roster.students
+
+
+def quota_fit_problems(spec: LayerSpec, app_shape: str | None, app_ocpus: str | None) -> list[str]:
+    """Why the class's own students' VMs would be refused by the quota the class layer sets (nothing when there is
+    none): the app shape (class.yaml appShape, else the program's default) not allowed, or more OCPUs than allowed."""
+    if not spec.allowed_shapes:
+        return []
+    from components.config import DEFAULTS
+
+    shape = app_shape or DEFAULTS["appShape"] or ""
+    if shape not in spec.allowed_shapes:
+        return [
+            f"allowedShapes: the class's appShape {shape} is not in it, so the quota would refuse every student's "
+            f"VM; add it. Example: allowedShapes: [{shape}]"
+        ]
+    try:
+        ocpus = float(app_ocpus) if app_ocpus else 1.0
+    except ValueError:
+        return []  # roster.parse_class_config / parse_config report a bad appOcpus
+    if shape.endswith(".Flex") and ocpus > spec.ocpus_per_student:
+        return [
+            f"ocpusPerStudent: {spec.ocpus_per_student} is below the class's appOcpus {app_ocpus}, so the quota would "
+            f"refuse every student's VM. Example: ocpusPerStudent: {int(-(-ocpus // 1))}"
+        ]
+    return []
 
 
 def layer_job(spec: LayerSpec, region: str | None = None, oci_profile: str | None = None) -> StackJob:

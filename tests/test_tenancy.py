@@ -372,3 +372,23 @@ def test_without_the_pulumi_cli_the_cloud_path_starts_nothing(
     err = capsys.readouterr().err
     assert "cloud runner cannot start; nothing was created" in err and "Pulumi CLI is not on PATH" in err
     assert not (class_dir / "run").exists()
+
+
+def test_the_quota_must_let_the_class_own_vms_in(class_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (class_dir / "class.yaml").read_text()
+    (class_dir / "class.yaml").write_text(
+        text.replace('["VM.Standard.E2.1.Micro", "VM.Standard.A1.Flex"]', '["VM.Standard.A1.Flex"]')
+    )
+    assert cli(class_dir, "setup", "--offline") == 2
+    err = capsys.readouterr().err
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "allowedShapes" in t)
+    assert f"class.yaml:{line}: classLayer.allowedShapes: the class's appShape VM.Standard.E2.1.Micro" in err
+    flex = (
+        text.replace("connectionCheck: false", "connectionCheck: false\n  appOcpus: 2")
+        + "appShape: VM.Standard.A1.Flex\n"
+    )
+    (class_dir / "class.yaml").write_text(flex)
+    assert cli(class_dir, "setup", "--offline") == 2
+    assert "ocpusPerStudent: 1 is below the class's appOcpus 2" in capsys.readouterr().err
+    (class_dir / "class.yaml").write_text(flex.replace("classLayer:", "classLayer:\n  ocpusPerStudent: 2"))
+    assert cli(class_dir, "setup", "--offline") == 0
