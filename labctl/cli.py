@@ -276,6 +276,36 @@ def _cmd_class_layer(args: argparse.Namespace) -> int:
     return run_cli(args)
 
 
+def _cmd_class_usage(args: argparse.Namespace) -> int:
+    import datetime
+
+    from labctl import usage
+
+    loaded = _load_class(args)
+    if isinstance(loaded, int):
+        return loaded
+    students, cls = loaded
+    try:
+        period = usage.parse_period(args.period, datetime.datetime.now(datetime.timezone.utc).date())
+        budget = usage.monthly_budget_of(cls, args.budget)
+        namespace = usage.tag_namespace_of(cls, args.tag_namespace)
+        only = frozenset(x.strip() for x in args.only.split(",") if x.strip()) if args.only else None
+        csv_path = Path(args.csv) if args.csv else None
+        if csv_path is not None:
+            usage.check_csv_path(csv_path)
+        source = usage.choose_source(students, cls, args.offline, args.fixture, namespace)
+        report = usage.build_report(students, cls, period, source, budget, only)
+        if csv_path is not None:
+            usage.write_csv(report, csv_path)
+    except usage.UsageError as e:
+        print(f"labctl class usage: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(usage.render(report))
+    if csv_path is not None:
+        print(f"csv: {csv_path}")
+    return EXIT_OK
+
+
 def _cmd_local(args: argparse.Namespace) -> int:
     from labctl.local.command import run_cli
 
@@ -358,6 +388,17 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "teardown":
             t.add_argument("--force", action="store_true", help="tear down although student stacks are still up")
         t.set_defaults(func=_cmd_class_layer)
+
+    u = csub.add_parser("usage", help="cost per student (the student tag) for a period, against the budget")
+    common(u)
+    u.add_argument("--period", required=True, help="2026-11 (a month) or 2026-09-01..2026-12-01 (end excluded)")
+    u.add_argument("--csv", help="also write the table as CSV to this file (written atomically)")
+    u.add_argument("--only", help="comma-separated student ids")
+    u.add_argument("--budget", type=float, help="monthly budget per student in USD (default: monthlyBudgetUsd)")
+    u.add_argument("--tag-namespace", help="the student tag's namespace (default: config.studentTagNamespace)")
+    u.add_argument("--offline", action="store_true", help="the offline fake: the planned price of each stack")
+    u.add_argument("--fixture", type=Path, help="offline: a saved Usage API answer (JSON) instead of OCI")
+    u.set_defaults(func=_cmd_class_usage)
 
     loc = sub.add_parser("local", help="rehearse the whole lab on this machine: namespaces, nftables, sshd, MariaDB")
     lsub = loc.add_subparsers(dest="verb", required=True)
