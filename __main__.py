@@ -65,6 +65,7 @@ db = Database(
         app_user=cfg.db_app_user,
         backup_retention_days=cfg.db_backup_retention_days,
         deletion_protection=cfg.db_deletion_protection,
+        state=cfg.db_state,
         name_prefix=cfg.name_prefix,
         tags=cfg.tags,
     ),

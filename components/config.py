@@ -298,6 +298,15 @@ SETTINGS: tuple[Setting, ...] = (
         derived="none",
     ),
     Setting(
+        "dbState",
+        "string",
+        "ACTIVE",
+        "INACTIVE  (stopped outside lab hours by `labctl class stop`)",
+        "Whether the DB system runs: ACTIVE, or INACTIVE (stopped: its shape is not billed, its storage is); "
+        "`labctl class stop|start` sets it.",
+        "dbState",
+    ),
+    Setting(
         "labHours",
         "string",
         "",
@@ -309,6 +318,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 SCHEMA: dict[str, Setting] = {s.key: s for s in SETTINGS}
+# The DB system's target states: the provider's `state` of oci.mysql.MysqlDbSystem (pulumi_oci 5.5.0
+# mysql/mysql_db_system.py:129 "(Updatable) The target state for the DB System. Could be set to `ACTIVE` or
+# `INACTIVE`"). labctl class stop|start sets the key and runs `pulumi up` (labctl/dbpower.py).
+DB_STATES = ("ACTIVE", "INACTIVE")
 # The default of each key as the program sees it (None: required); "" = derive it.
 DEFAULTS: dict[str, str | None] = {s.key: s.default_text for s in SETTINGS}
 REQUIRED = tuple(s.key for s in SETTINGS if s.required)
@@ -421,6 +434,7 @@ class LabConfig:
     alert_email: str | None = None  # None: alarms go to the topic only
     student_tag_namespace: str | None = None  # None: no class layer, freeform tags only
     lab_hours: LabHours | None = None  # None: the VM is always on
+    db_state: str = "ACTIVE"  # ACTIVE | INACTIVE: the DB system's target state (labctl class stop|start)
     db_password: str | None = field(default=None, repr=False)  # never in repr, logs or errors
     warnings: tuple[str, ...] = ()
 
@@ -890,6 +904,15 @@ def parse_config(
             # the parser's message quotes parts of the value: never for a secret one
             why = "the secret value is not '<days> <HH:MM>-<HH:MM> <time zone>'" if "labHours" in secret else str(e)
             problems.append(Problem("labHours", why))
+    db_state = (get("dbState") or "ACTIVE").strip().upper()
+    if db_state not in DB_STATES:
+        problems.append(
+            Problem(
+                "dbState",
+                f"{_shown(get('dbState') or '', 'dbState' in secret)} is not one of {', '.join(DB_STATES)} "
+                "(INACTIVE stops the DB system, ACTIVE starts it)",
+            )
+        )
     email = get("alertEmail")
     if email is not None:
         email = email.strip()
@@ -937,6 +960,7 @@ def parse_config(
         alert_email=email,
         student_tag_namespace=tag_namespace,
         lab_hours=hours,
+        db_state=db_state,
         db_password=password,
         warnings=tuple(warnings),
     )

@@ -31,6 +31,7 @@ class DatabaseArgs:
     app_user: str | None = None  # least-privilege user for the app; its password is generated here
     backup_retention_days: int | None = None  # None: the service's default
     deletion_protection: bool = False
+    state: str = "ACTIVE"  # ACTIVE | INACTIVE: the DB's target state (config dbState, labctl class stop|start)
 
 
 @dataclass

@@ -128,6 +128,11 @@ def build(db: Any, name: str, args: Any) -> Any:
         description="oci-dblab: MySQL HeatWave DB system, private subnet only",
         backup_policy=backup_policy,
         deletion_policies=deletion_policies,
+        # Always sent, ACTIVE too: `state` is Optional+Computed (terraform-provider-oci v8.28.0
+        # internal/service/mysql/mysql_mysql_db_system_resource.go:821-830), so leaving it out would keep the last
+        # value and `labctl class start` could never start a stopped system. A change is an in-place update that
+        # calls StartDbSystem / StopDbSystem (same file :1245-1272, shutdown_type default FAST :3519-3526).
+        state=args.state,
         freeform_tags=args.tags,
         opts=pulumi.ResourceOptions(
             parent=db,

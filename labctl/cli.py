@@ -203,7 +203,7 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         print(f"cloud runner: Pulumi CLI {version}", file=sys.stderr)
-    if args.action == "up":
+    if args.action == "up":  # not for stop/start: they change no shape and create nothing
         from labctl.preflight import preflight
 
         chosen = [s for s in students if only is None or s.student_id in only]
@@ -222,6 +222,12 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
             print(f"warning: {message}", file=sys.stderr)
     out_dir = Path(args.out_dir)
     jobs = _class_jobs(students, cls, args, out_dir)
+    action, title = args.action, "oci-dblab class"
+    if args.action in ("stop", "start"):  # the DB systems' target state, then `pulumi up` (labctl/dbpower.py)
+        from labctl import dbpower
+
+        jobs, action, title = dbpower.power_jobs(jobs, args.action), "up", dbpower.title(args.action)
+        print(dbpower.runner_note(args.action, args.offline), file=sys.stderr)
     runner = (
         OfflineRunner(plan_dir=out_dir / "plans", processes=args.parallel)
         if args.offline
@@ -229,13 +235,13 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
     )
     # offline plans are pure CPU: at most one worker per CPU (labctl/runners.py offline_parallel)
     parallel = runner.processes if isinstance(runner, OfflineRunner) else args.parallel
-    opts = ClassOptions(args.action, out_dir, parallel=parallel, only=only, resume=args.resume)
+    opts = ClassOptions(action, out_dir, parallel=parallel, only=only, resume=args.resume)
     try:
         if cls.connection_check and args.action == "up":
             for job in jobs:  # <out-dir>/env/<student_id>/ is 0700: the .env in it holds the student's DB password
                 if job.env_file and (only is None or job.student_id in only):
                     ensure_private_dir(Path(job.env_file).parent)
-        result, paths = run_and_report(jobs, runner, opts, title="oci-dblab class")
+        result, paths = run_and_report(jobs, runner, opts, title=title)
     except LockHeld as e:
         print(f"labctl class: {e}; nothing was started", file=sys.stderr)
         return EXIT_USAGE
@@ -361,8 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--no-plan", action="store_true", help="skip the offline plan of each student (policy, reach)")
     pf.add_argument("--format", choices=("text", "json"), default="text")
     pf.set_defaults(func=_cmd_class_preflight)
-    for action in ("up", "preview", "destroy", "status"):
-        r = csub.add_parser(action, help=f"pulumi {action} for every student's stack")
+    helps = {
+        "stop": "stop every student's DB system (dbState INACTIVE, then pulumi up): outside lab hours",
+        "start": "start every student's DB system again (dbState ACTIVE, then pulumi up)",
+    }
+    for action in ("up", "preview", "destroy", "status", "stop", "start"):
+        r = csub.add_parser(action, help=helps.get(action, f"pulumi {action} for every student's stack"))
         common(r)
         r.add_argument("--parallel", type=_positive, default=4, help="stacks at once (default 4, OCI rate limits)")
         r.add_argument("--only", help="comma-separated student ids")
