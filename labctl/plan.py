@@ -7,7 +7,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl import estimate, reach, sizing
+from labctl import estimate, reach, savings, sizing
 from labctl.cliconfig import load_stack
 from labctl.offline import REPO_ROOT, Plan, run_program
 from policy import rules
@@ -44,6 +44,7 @@ def build_report(plan: Plan, config: dict[str, str]) -> dict[str, Any]:
     findings = rules.evaluate(plan.resources, secret_aware=True)
     cost = estimate.monthly_cost(plan.resources)
     path = estimate.critical_path(plan.resources)
+    saved = savings.lab_hours_savings(plan.resources, config)
     mandatory = [f for f in findings if f.level == "mandatory"]
     failed = reach.failing(verdicts)
     doc = plan.to_dict()
@@ -58,6 +59,7 @@ def build_report(plan: Plan, config: dict[str, str]) -> dict[str, Any]:
             "advisoryFindings": len(findings) - len(mandatory),
             "monthlyCostUsd": round(cost.total, 2),
             "criticalPathSeconds": round(path.seconds),
+            "labHoursSavedUsd": saved.automatic if saved else 0.0,
         },
         "resources": doc["resources"],
         "outputs": doc["outputs"],
@@ -66,7 +68,8 @@ def build_report(plan: Plan, config: dict[str, str]) -> dict[str, Any]:
         "cost": _plain(cost),
         "criticalPath": _plain(path),
         "sizing": sizing.plan_lines(config),
-        "warnings": plan.warnings,
+        "labHours": saved.to_dict() if saved else None,
+        "warnings": plan.warnings + savings.idle_warnings(plan.resources, config),
     }
 
 
@@ -92,6 +95,22 @@ def tree_lines(resources: list[dict[str, Any]], stack: str) -> list[tuple[str, s
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
+
+
+def _lab_hours_lines(saved: dict[str, Any] | None) -> list[str]:
+    """The saving of labHours (labctl/savings.py), or how to get one."""
+    if not saved:
+        return ["", "Lab hours: not set (labHours): the VM and the DB run all month"]
+    out = [
+        "",
+        f"Lab hours {saved['labHours']}: {saved['labHoursPerMonth']:g} of {saved['hoursPerMonth']} h a month; saved "
+        f"${saved['savedBySchedulesUsd']:.2f}/month by the VM schedules, ${saved['savedWithDbStopStartUsd']:.2f} with "
+        "`labctl class stop|start` on the same hours",
+    ]
+    for line in saved["lines"]:
+        amount = "unknown" if line["monthly_saved"] is None else f"${line['monthly_saved']:.2f}"
+        out.append(f"  {line['name']:<28} {amount:>9}  {line['how']}: {line['note']}")
+    return out
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -128,6 +147,7 @@ def render_text(report: dict[str, Any]) -> str:
             else ("unknown" if line.get("note") == estimate.NOT_PRICED else f"${line['monthly']:.2f}")
         )
         out.append(f"  {line['name']:<28} {line['item']:<34} {price}")
+    out += _lab_hours_lines(report.get("labHours"))
     out.append("")
     out.append("Elastic sizing (a later `pulumi up` with a new value; OCI provider ForceNew facts, labctl/sizing.py)")
     out += [f"  {line}" for line in report.get("sizing", [])]

@@ -22,6 +22,7 @@ TOP = {
     "cost",
     "criticalPath",
     "sizing",
+    "labHours",
     "warnings",
 }
 SUMMARY = {
@@ -31,6 +32,7 @@ SUMMARY = {
     "advisoryFindings",
     "monthlyCostUsd",
     "criticalPathSeconds",
+    "labHoursSavedUsd",
 }
 RESOURCE = {"urn", "type", "name", "parent", "custom", "id", "dependencies", "inputs", "secretInputs", "ignoreChanges"}
 VERDICT = {"id", "source", "destination", "port", "expected", "actual", "ok", "reason"}
