@@ -106,3 +106,41 @@ def test_stop_with_an_unknown_student_is_refused(class_dir, capsys):
     err = capsys.readouterr().err
     assert "--only names students not in" in err and "Traceback" not in err
     assert not (class_dir / "run").exists()
+
+
+def test_the_github_actions_example_is_valid_and_its_crons_are_the_lab_hours_in_utc(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    import yaml
+    from conftest import ROOT
+
+    from components.labhours import parse_lab_hours
+
+    example = ROOT / "examples" / "github-actions" / "lab-db-hours.yml"
+    lint = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
+    assert lint, "actionlint is a test dependency (pyproject [test])"
+    target = tmp_path / ".github" / "workflows" / example.name
+    target.parent.mkdir(parents=True)
+    shutil.copy(example, target)
+    proc = subprocess.run([lint, "-no-color", str(target)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    wf = yaml.safe_load(example.read_text())
+    start_cron, stop_cron = (c["cron"] for c in wf[True]["schedule"])  # YAML 1.1 reads `on` as True
+    hours = parse_lab_hours("Mon-Fri 07:00-17:00 Asia/Jakarta")
+    zone = ZoneInfo(hours.time_zone)
+    monday = datetime(2026, 11, 23, tzinfo=zone)  # any week: Jakarta has no daylight saving
+    start = (monday.replace(hour=hours.start[0], minute=hours.start[1]) - timedelta(minutes=30)).astimezone(
+        ZoneInfo("UTC")
+    )
+    stop = (monday.replace(hour=hours.end[0], minute=hours.end[1]) + timedelta(minutes=15)).astimezone(ZoneInfo("UTC"))
+    # cron day-of-week counts from 0 = Sunday; the start falls on the day before in UTC
+    assert start_cron == f"{start.minute} {start.hour} * * {(start.weekday() + 1) % 7}-{(start.weekday() + 5) % 7}"
+    assert stop_cron == f"{stop.minute} {stop.hour} * * {(stop.weekday() + 1) % 7}-{(stop.weekday() + 5) % 7}"
+    run = "\n".join(s.get("run", "") for s in wf["jobs"]["db-power"]["steps"])
+    assert f'"$SCHEDULE" = "{stop_cron}" ]; then verb=stop' in run  # the stop line picks stop, any other start
+    assert 'python -m labctl class "$verb" roster.csv' in run
