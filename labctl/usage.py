@@ -220,7 +220,7 @@ class PlannedUsage:
         for tenancy in report.tenancies:
             for line in tenancy.lines:
                 stack, _, part = line.name.partition("/")
-                service = {"app": "Compute", "db": "MySQL"}.get(part, part)
+                service = {"app": "Compute", "db": "Database"}.get(part, part)
                 key = (by_stack.get(stack, stack), service)
                 totals[key] = totals.get(key, 0.0) + line.monthly
         return [
