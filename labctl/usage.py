@@ -507,7 +507,11 @@ def monthly_budget_of(cls: Any, override: float | None) -> float | None:
 
 def tag_namespace_of(cls: Any, override: str | None) -> str | None:
     """``--tag-namespace``, else the class's ``studentTagNamespace`` (under ``config:``), else None."""
-    value = override or (getattr(cls, "config", None) or {}).get("studentTagNamespace")
+    value = (
+        override
+        or getattr(cls, "student_tag_namespace", None)  # a class key of the class layer, if it has one
+        or (getattr(cls, "config", None) or {}).get("studentTagNamespace")
+    )
     if value is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", value):
         raise UsageError(
             f"tag namespace '{value}' is not a tag namespace name (a letter, then letters, digits, '-' or '_'; "

@@ -309,3 +309,12 @@ def test_a_missing_oci_profile_is_a_clear_error(tmp_path):
     (tmp_path / "config").write_text("[OTHER]\nuser=x\n")
     with pytest.raises(UsageError, match=r"\[DEFAULT\]"):
         OciUsage("dblab", [None], str(tmp_path / "config")).costs(NOV)
+
+
+def test_without_the_oci_sdk_the_cloud_source_says_how_to_install_it(class_dir, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "oci", None)  # `import oci` now raises ImportError, as without the [usage] extra
+    assert usage(class_dir, "--period", "2026-10", "--tag-namespace", "dblab") == 2
+    err = capsys.readouterr().err
+    assert "pip install 'oci-dblab[usage]'" in err and "--offline" in err and "Traceback" not in err
