@@ -293,8 +293,9 @@ def _cmd_class_usage(args: argparse.Namespace) -> int:
     students, cls = loaded
     try:
         period = usage.parse_period(args.period, datetime.datetime.now(datetime.timezone.utc).date())
-        budget = usage.monthly_budget_of(cls, args.budget)
-        namespace = usage.tag_namespace_of(cls, args.tag_namespace)
+        layer = usage.layer_defaults(args.class_config, students, cls)
+        budget = usage.monthly_budget_of(layer, args.budget)
+        namespace = usage.tag_namespace_of(cls, layer, args.tag_namespace)
         only = frozenset(x.strip() for x in args.only.split(",") if x.strip()) if args.only else None
         csv_path = Path(args.csv) if args.csv else None
         if csv_path is not None:
@@ -404,8 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--period", required=True, help="2026-11 (a month) or 2026-09-01..2026-12-01 (end excluded)")
     u.add_argument("--csv", help="also write the table as CSV to this file (written atomically)")
     u.add_argument("--only", help="comma-separated student ids")
-    u.add_argument("--budget", type=float, help="monthly budget per student in USD (default: monthlyBudgetUsd)")
-    u.add_argument("--tag-namespace", help="the student tag's namespace (default: config.studentTagNamespace)")
+    u.add_argument(
+        "--budget", type=float, help="monthly budget per student in USD (default: classLayer.monthlyBudgetUsd)"
+    )
+    u.add_argument("--tag-namespace", help="the student tag's namespace (default: classLayer.name)")
     u.add_argument("--offline", action="store_true", help="the offline fake: the planned price of each stack")
     u.add_argument("--fixture", type=Path, help="offline: a saved Usage API answer (JSON) instead of OCI")
     u.set_defaults(func=_cmd_class_usage)

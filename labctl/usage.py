@@ -20,7 +20,8 @@ OCI attributes each line of usage to one student. Two sources behind one small i
   table, Always Free allowances used up in roster order) pro-rated to the period.
 
 Both sources answer ``CostItem`` rows; ``summarize`` turns them into one row per student, with the budget for the
-period (``monthlyBudgetUsd`` x the months the period covers) and an OVER flag. ``write_csv`` writes atomically.
+period (the class layer's ``monthlyBudgetUsd``, or ``--budget``, x the months the period covers) and an OVER flag.
+The tag namespace is the class layer's ``name`` (``classLayer`` of the class file). ``write_csv`` writes atomically.
 """
 
 from __future__ import annotations
@@ -483,35 +484,54 @@ def render(report: UsageReport, width: int = 120) -> str:
 
 
 # --- the command -------------------------------------------------------------------------------------------------
-def monthly_budget_of(cls: Any, override: float | None) -> float | None:
-    """``--budget``, else the class file's ``monthlyBudgetUsd`` (a class key of the class layer, or under
-    ``config:``), else None. A budget must be a positive number."""
-    value: Any = override
-    where = "--budget"
-    if value is None:
-        value = getattr(cls, "monthly_budget_usd", None)
-        where = f"{getattr(cls, 'source', 'class.yaml')}: monthlyBudgetUsd"
-    if value is None:
-        value = (getattr(cls, "config", None) or {}).get("monthlyBudgetUsd")
-        where = f"{getattr(cls, 'source', 'class.yaml')}: config.monthlyBudgetUsd"
-    if value is None or value == "":
-        return None
+@dataclass(frozen=True)
+class LayerDefaults:
+    """What the class layer (``classLayer`` of the class file, ``labctl class setup``) says about usage."""
+
+    tag_namespace: str | None = None
+    monthly_budget_usd: float | None = None
+    source: str = "class.yaml"
+
+
+def layer_defaults(class_config: str | Path, students: Sequence[Any], cls: Any) -> LayerDefaults:
+    """The tag namespace (the layer's ``name``) and ``monthlyBudgetUsd`` of the class file's ``classLayer``
+    section, checked as ``labctl class setup`` checks it; empty when the file has none (or the class uses
+    per-student tenancies, which have no class layer)."""
+    from components.tenancy import LayerError
+    from labctl.inputs import InputFileError, read_input_file
+    from labctl.tenancy import layer_from_text
+
+    source = str(class_config)
+    if getattr(cls, "tenancies", "shared") == "per-student":
+        return LayerDefaults(source=source)
     try:
-        budget = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{where}: '{value}' is not a number of US dollars. Example: 10") from None
-    if not budget > 0 or budget != budget or budget == float("inf"):
-        raise UsageError(f"{where}: {value} must be more than 0 US dollars a month. Example: 10")
-    return budget
+        text = read_input_file(Path(class_config), "class config", "")
+    except InputFileError as e:
+        raise UsageError(str(e)) from None
+    if "classLayer" not in text:
+        return LayerDefaults(source=source)
+    try:
+        spec = layer_from_text(text, [s.student_id for s in students], source, getattr(cls, "tenancies", "shared"))
+    except LayerError as e:
+        if any("has no classLayer section" in p for p in e.problems):
+            return LayerDefaults(source=source)
+        raise UsageError(str(e)) from None
+    budget = float(spec.monthly_budget_usd) if spec.monthly_budget_usd is not None else None
+    return LayerDefaults(spec.tag_namespace, budget, source)
 
 
-def tag_namespace_of(cls: Any, override: str | None) -> str | None:
-    """``--tag-namespace``, else the class's ``studentTagNamespace`` (under ``config:``), else None."""
-    value = (
-        override
-        or getattr(cls, "student_tag_namespace", None)  # a class key of the class layer, if it has one
-        or (getattr(cls, "config", None) or {}).get("studentTagNamespace")
-    )
+def monthly_budget_of(layer: LayerDefaults, override: float | None) -> float | None:
+    """``--budget``, else the class layer's ``monthlyBudgetUsd``, else None (no budget column). Positive only."""
+    if override is None:
+        return layer.monthly_budget_usd  # checked by the class layer's own parser (a whole number > 0)
+    if not override > 0 or override == float("inf"):  # also NaN
+        raise UsageError(f"--budget: {override} must be more than 0 US dollars a month. Example: --budget 10")
+    return float(override)
+
+
+def tag_namespace_of(cls: Any, layer: LayerDefaults, override: str | None) -> str | None:
+    """``--tag-namespace``, else the class layer's name (its tag namespace), else ``config.studentTagNamespace``."""
+    value = override or layer.tag_namespace or (getattr(cls, "config", None) or {}).get("studentTagNamespace")
     if value is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", value):
         raise UsageError(
             f"tag namespace '{value}' is not a tag namespace name (a letter, then letters, digits, '-' or '_'; "
@@ -557,8 +577,8 @@ def choose_source(
         return PlannedUsage(students, cls)
     if namespace is None:
         raise UsageError(
-            "the student tag's namespace is not known: set config.studentTagNamespace in the class file (the class "
-            "layer's tag namespace, `labctl class setup`) or pass --tag-namespace dblab-2026s1"
+            "the student tag's namespace is not known: give the class file a classLayer section (its name is the "
+            "tag namespace, `labctl class setup`) or pass --tag-namespace dblab-2026s1"
         )
     sdk_check()
     if getattr(cls, "tenancies", "shared") == "per-student":

@@ -169,23 +169,48 @@ def test_cli_table_and_csv_from_the_fixture_with_the_over_budget_flag(class_dir,
     assert sorted(p.name for p in class_dir.iterdir() if p.name.startswith(".")) == []  # no temp file left
 
 
-def test_cli_budget_comes_from_the_class_file(class_dir, capsys):
-    from labctl.roster import load_class_config
-    from labctl.usage import monthly_budget_of
+TENANCY = "ocid1.tenancy.oc1..aaaaaaaa7kq2m4n6p8r2s4t6v8x2z4b6d8f2"
 
+
+def with_layer(d: Path, budget: str = "10") -> None:
+    text = (d / "class.yaml").read_text()
+    (d / "class.yaml").write_text(
+        text + f"classLayer:\n  name: dblab\n  tenancyId: {TENANCY}\n  monthlyBudgetUsd: {budget}\n"
+    )
+
+
+def test_budget_and_tag_namespace_come_from_the_class_layer(class_dir, capsys):
+    with_layer(class_dir)
+    out_csv = class_dir / "u.csv"
+    rc = usage(class_dir, "--period", "2026-10", "--fixture", str(class_dir / "usage.json"), "--csv", str(out_csv))
+    assert rc == 0
+    rows = {r["student"]: r for r in csv.DictReader(out_csv.open())}
+    assert rows["a1"]["budget"] == "10.00" and rows["a1"]["over_budget"] == "yes"  # the fixture's tags are dblab.*
+    assert rows["a0"]["cost"] == "4.00" and UNTAGGED not in rows
+    # --budget wins over the class layer's
+    rc = usage(class_dir, "--period", "2026-10", "--fixture", str(class_dir / "usage.json"), "--budget", "20")
+    assert rc == 0 and "nobody over budget" in capsys.readouterr().out
+
+
+def test_the_cloud_source_takes_the_tag_namespace_from_the_class_layer(class_dir):
+    from labctl.roster import load_class_config, load_roster
+    from labctl.usage import choose_source, layer_defaults, tag_namespace_of
+
+    with_layer(class_dir)
     cls = load_class_config(class_dir / "class.yaml")
-    assert monthly_budget_of(cls, None) is None
+    students = load_roster(class_dir / "roster.csv").students
+    layer = layer_defaults(class_dir / "class.yaml", students, cls)
+    assert (layer.tag_namespace, layer.monthly_budget_usd) == ("dblab", 10.0)
+    namespace = tag_namespace_of(cls, layer, None)
+    src = choose_source(students, cls, False, None, namespace, sdk_check=lambda: None)
+    assert isinstance(src, OciUsage) and src.namespace == "dblab" and src.profiles == [None]
 
-    class WithBudget:
-        source, config, monthly_budget_usd = "class.yaml", {}, "7.5"
 
-    assert monthly_budget_of(WithBudget(), None) == 7.5
-    assert monthly_budget_of(WithBudget(), 3.0) == 3.0  # --budget wins
-
-    class InConfig:
-        source, config = "class.yaml", {"monthlyBudgetUsd": "12"}
-
-    assert monthly_budget_of(InConfig(), None) == 12.0
+def test_a_bad_class_layer_is_the_class_layers_own_message(class_dir, capsys):
+    with_layer(class_dir, budget="0")
+    assert usage(class_dir, "--period", "2026-10", "--offline") == 2
+    err = capsys.readouterr().err
+    assert "classLayer.monthlyBudgetUsd" in err and "Traceback" not in err
 
 
 def test_cli_offline_fake_from_the_planned_stacks_is_prorated(class_dir, capsys):
@@ -209,6 +234,7 @@ OFF = "--offline"
         (["--period", "2026-13", OFF], "--period: '2026-13' has no month 13"),
         (["--period", "2026-10", OFF, "--only", "a0,nobody"], "--only names students not in the roster: nobody"),
         (["--period", "2026-10", OFF, "--budget", "0"], "--budget: 0.0 must be more than 0"),
+        (["--period", "2026-10", OFF, "--budget", "nan"], "must be more than 0"),
         (["--period", "2026-10", OFF, "--budget", "-5"], "must be more than 0"),
         (["--period", "2026-10", OFF, "--csv", "{d}"], "is a directory; give a file name"),
         (["--period", "2026-10", OFF, "--csv", "{d}/no/such/dir/u.csv"], "does not exist"),
