@@ -913,6 +913,14 @@ def parse_config(
                 "(INACTIVE stops the DB system, ACTIVE starts it)",
             )
         )
+    elif db_state == "INACTIVE" and engine is not None and not engine.stop_via:
+        problems.append(
+            Problem(
+                "dbState",
+                f"engine {engine.name} cannot be stopped through dbState yet (only "
+                f"{', '.join(e.name for e in ENGINES.values() if e.stop_via) or 'none'}); leave dbState ACTIVE",
+            )
+        )
     email = get("alertEmail")
     if email is not None:
         email = email.strip()

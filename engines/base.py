@@ -105,6 +105,9 @@ class Engine:
     prices: Mapping[str, Any] = field(default_factory=dict)
     durations: Mapping[str, Any] = field(default_factory=dict)
     local_server: str | None = None  # which loopback server plays it ("mariadb" | "postgresql")
+    # How the builder honours config dbState (labctl class stop|start), with its source; "" = it cannot stop the DB
+    # (config refuses dbState INACTIVE rather than report a stop that did not happen).
+    stop_via: str = ""
 
     # --- hooks --------------------------------------------------------------------------------------------------
     # password_problem(password, admin_user) -> why it breaks the engine's rule, or None; never echoes the password

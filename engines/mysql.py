@@ -209,6 +209,7 @@ ENGINE = Engine(
     max_connections={},
     free_pools={"mysql_free_systems": 1},
     local_server="mariadb",
+    stop_via="the DB system's state ACTIVE|INACTIVE (pulumi_oci 5.5.0 mysql/mysql_db_system.py:129)",
     build=build,
     endpoints=endpoints,
     backup_problem=backup_problem,

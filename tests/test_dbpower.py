@@ -144,3 +144,20 @@ def test_the_github_actions_example_is_valid_and_its_crons_are_the_lab_hours_in_
     run = "\n".join(s.get("run", "") for s in wf["jobs"]["db-power"]["steps"])
     assert f'"$SCHEDULE" = "{stop_cron}" ]; then verb=stop' in run  # the stop line picks stop, any other start
     assert 'python -m labctl class "$verb" roster.csv' in run
+
+
+def test_an_engine_that_cannot_be_stopped_refuses_inactive_instead_of_pretending():
+    from engines import ENGINES
+
+    stoppable = [e.name for e in ENGINES.values() if e.stop_via]
+    assert "mysql" in stoppable
+    others = [e for e in ENGINES.values() if not e.stop_via]
+    if not others:
+        pytest.skip("every registered engine can be stopped")
+    engine = others[0]
+    raw = dict(BASE, dbEngine=engine.name, dbShape=engine.example_shape.split()[0], dbState="INACTIVE")
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, "dev")
+    assert f"engine {engine.name} cannot be stopped through dbState yet" in str(e.value)
+    raw["dbState"] = "ACTIVE"
+    assert parse_config(raw, "dev").db_state == "ACTIVE"
