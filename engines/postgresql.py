@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from components import ocimodel
+from engines import pgcheck
 from engines.base import EndpointModel, Engine, password_rule
 from engines.pgcheck import adapter as pgcheck_adapter
 
@@ -310,7 +311,7 @@ MOCK_CA_CERTIFICATE = (
 )
 
 
-def mock_invoke(token: str, args: Mapping[str, Any], region: str = "mock-1") -> dict | None:
+def mock_invoke(token: str, args: Mapping[str, Any], region: str = "mock-1", **_: Any) -> dict | None:
     """Realistic answers to this engine's invokes (shapes of the region, the DB system's connection details)."""
     if token == SHAPES_TOKEN:
         items = []
@@ -441,6 +442,44 @@ def data_gbs_of(resource: Any, default: float = 50.0) -> float:
         return default
 
 
+def sized_shape(resource: Any) -> str:
+    """The dbShape a declared DB system stands for: its series plus OCPUs and memory (``<series>.<o>.<m>GB``)."""
+    props = getattr(resource, "props", None) or {}
+    series, ocpus, memory = props.get("shape", ""), props.get("instanceOcpuCount"), props.get("instanceMemorySizeInGbs")
+    try:
+        return f"{series}.{int(ocpus)}.{int(memory)}GB"
+    except (TypeError, ValueError):
+        return str(series)
+
+
+def price_lines(resource: Any, free_pool: Any = None) -> list[Any]:
+    """labctl/estimate.py ``CostLine``s of one declared DB system (no Always Free pool applies). A figure without a
+    source is a line with 0.0 and a note starting "cost unknown", never a free line."""
+    from labctl import estimate
+
+    lines, _ids = monthly_lines(
+        resource.name,
+        sized_shape(resource),
+        data_gbs_of(resource),
+        estimate.hours_per_month(),
+        estimate.price_table()["compute"],
+    )
+    return [
+        estimate.CostLine(
+            resource.name,
+            DB_SYSTEM,
+            ln["item"],
+            round(ln["quantity"], 4),
+            ln["unit"],
+            ln["unit_price"] or 0.0,
+            ln["monthly"] or 0.0,
+            False,
+            ln["note"],
+        )
+        for ln in lines
+    ]
+
+
 # --- create duration -----------------------------------------------------------------------------------------
 # No public apply log of an oci_psql_db_system create was found (searched: provider issues, public repositories'
 # logs). The provider waits up to 1 h (res.go:31-35 Create timeout "1h"). Unknown, not guessed.
@@ -542,6 +581,8 @@ ENGINE = Engine(
     adapter=pgcheck_adapter,  # the postgresql family's check adapter (pg8000 over the tunnel)
     endpoints=endpoints,
     backup_problem=backup_problem,
+    adapter=pgcheck.adapter,
+    price_lines=price_lines,
     mock_outputs=mock_outputs,
     mock_invoke=mock_invoke,
 )

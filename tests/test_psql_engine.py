@@ -44,6 +44,12 @@ def db_args(**over):
 
 
 # --- spec ----------------------------------------------------------------------------------------------------
+def test_the_check_uses_the_postgresql_family_adapter():
+    from engines import pgcheck
+
+    assert ENGINE.adapter() is pgcheck.ADAPTER and pgcheck.FAMILY == ENGINE.family
+
+
 def test_registered_with_its_port_family_and_no_always_free_shape():
     assert engines.engine_of_type(DBSYS) is ENGINE and "postgresql" not in engines.PLANNED
     assert (ENGINE.family, ENGINE.port, ENGINE.extra_ports, ENGINE.url_scheme) == ("postgresql", 5432, (), "postgresql")
@@ -316,6 +322,20 @@ def test_cost_lines_of_the_default_shape():
     assert ids == ["oci-pricing-mcp-bundle", "sku-e5"]
     known = sum(ln["monthly"] for ln in lines if ln["monthly"] is not None)
     assert 230 < known < 250  # about $242 a month: not a free lab
+
+
+def test_price_lines_of_the_declared_db_system(pgplan):
+    from labctl.estimate import CostLine
+
+    db = the(pgplan, DBSYS)
+    assert pg.sized_shape(db) == SHAPE
+    lines = ENGINE.price_lines(db, None)
+    assert lines and all(isinstance(ln, CostLine) and ln.resource_type == DBSYS and not ln.free for ln in lines)
+    unknown = [ln for ln in lines if ln.note.startswith("cost unknown")]
+    assert [ln.item for ln in unknown] == ["storage performance (VPUs)"] and unknown[0].monthly == 0.0
+    assert round(sum(ln.monthly for ln in lines), 2) == round(
+        2 * 744 * (0.03 + 0.098) + 32 * 744 * 0.002 + 50 * 0.072, 2
+    )
 
 
 def test_an_unsourced_series_is_cost_unknown_never_zero():
