@@ -116,9 +116,14 @@ class Engine:
     build: Callable[[Any, str, Any], Any] = _not_built
     # adapter() -> the family's check adapter (components/envcheck.py calls it)
     adapter: Callable[[], Any] = _none
-    # mock_outputs(type_token, inputs) / mock_invoke(token, args) -> dict, or None when not this engine's
-    mock_outputs: Callable[[str, Mapping[str, Any]], dict | None] = _none
-    mock_invoke: Callable[[str, Mapping[str, Any]], dict | None] = _none
+    # Offline mocks (labctl/offline.py asks each engine first, then its own neutral table):
+    # mock_outputs(type_token, inputs, private_ip=<the next address of the subnet named in the inputs>) -> the
+    # resource's whole state (inputs plus what OCI computes), or None when the type is not this engine's;
+    # mock_invoke(token, args, region=<the mock region>) -> the invoke's answer, or None. An engine with a
+    # shapes_token is also passed offered=<the DB shape names the asked AD offers> for that token.
+    mock_outputs: Callable[..., dict | None] = _none
+    mock_invoke: Callable[..., dict | None] = _none
+    mock_shapes: frozenset[str] = frozenset()  # the DB shapes one AD of the mock region offers this engine
     # endpoints(resources) -> the declared DBs of this engine (reach, policy, labctl local)
     endpoints: Callable[[Any], list[EndpointModel]] = _no_endpoints
     # price_lines(resource, free_pool) -> estimate lines of one declared resource of this engine

@@ -64,6 +64,72 @@ def backup_problem(resource: Any) -> str | None:
     )
 
 
+# What one AD of the offline mock region offers (every shape the config accepts, from its examples).
+MOCK_SHAPES = frozenset(
+    {
+        FREE_SHAPE,
+        *(f"MySQL.{n}" for n in (2, 4, 8, 16, 32, 48, 64)),
+        "MySQL.VM.Standard.E3.1.8GB",
+        "MySQL.VM.Standard.E3.1.16GB",
+        "MySQL.VM.Standard.E4.1.8GB",
+        "MySQL.HeatWave.VM.Standard",
+        "MySQL.HeatWave.VM.Standard.E3",
+    }
+)
+
+
+def mock_outputs(type_token: str, inputs: Any, private_ip: str = "10.0.1.2") -> dict | None:
+    """A created DB system as the provider returns it (labctl/offline.py), or None for another type."""
+    if type_token != DB_SYSTEM:
+        return None
+    state = dict(inputs)
+    state.update(
+        {
+            "ipAddress": private_ip,
+            "endpoints": [{"ipAddress": private_ip, "port": inputs.get("port", ENGINE.port), "hostname": ""}],
+            "mysqlVersion": "9.1.0",
+            "state": "ACTIVE",
+        }
+    )
+    return state
+
+
+def mock_invoke(token: str, args: Any, region: str = "mock-1", offered: Any = None) -> dict | None:
+    """The shapes one AD offers (``offered``: their names; the offline mock cloud decides), or None."""
+    if token != SHAPES_TOKEN:
+        return None
+    names = sorted(MOCK_SHAPES if offered is None else offered)
+    return {
+        "compartmentId": args.get("compartmentId", ""),
+        "availabilityDomain": args.get("availabilityDomain"),
+        "id": "shapes",
+        "shapes": [{"name": n, "isSupportedFors": ["DBSYSTEM"]} for n in names],
+    }
+
+
+# Elastic sizing (labctl/sizing.py): facts of the OCI Terraform provider that pulumi-oci 5.5.0 wraps.
+_PROVIDER = "terraform-provider-oci v8.28.0 internal/service/mysql/mysql_mysql_db_system_resource.go"
+SIZING: tuple[dict[str, Any], ...] = (
+    {
+        "key": "dbShape",
+        "resource_type": DB_SYSTEM,
+        "prop": "shapeName",
+        "in_place": True,
+        "source": f"{_PROVIDER}:54 `shape_name` Required, no ForceNew; sent in UpdateDbSystem by Update (:1653, "
+        "shape_name at :1871)",
+    },
+    {
+        "key": "dbStorageGbs",
+        "resource_type": DB_SYSTEM,
+        "prop": "dataStorageSizeInGb",
+        "in_place": True,
+        "source": f"{_PROVIDER}:237 `data_storage_size_in_gb` Optional+Computed, no ForceNew; sent in UpdateDbSystem "
+        "by Update (:1653, at :1715)",
+        "note": "MySQL.Free has a fixed 50 GB (config refuses another size)",
+    },
+)
+
+
 def backup_and_deletion(args: Any) -> tuple[Any, Any]:
     """The ``backup_policy`` and ``deletion_policies`` to send for ``args.shape`` (None: leave the property out).
 
@@ -208,9 +274,13 @@ ENGINE = Engine(
     # recorded: no number is guessed. Add a shape here with its source to get its connections alarm.
     max_connections={},
     free_pools={"mysql_free_systems": 1},
+    sizing={"facts": SIZING},
     local_server="mariadb",
     stop_via="the DB system's state ACTIVE|INACTIVE (pulumi_oci 5.5.0 mysql/mysql_db_system.py:129)",
     build=build,
     endpoints=endpoints,
     backup_problem=backup_problem,
+    mock_outputs=mock_outputs,
+    mock_invoke=mock_invoke,
+    mock_shapes=MOCK_SHAPES,
 )

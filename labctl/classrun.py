@@ -71,6 +71,7 @@ def program_fingerprint(project_dir: Path) -> str:
         project_dir / "__main__.py",
         project_dir / "Pulumi.yaml",
         *sorted((project_dir / "components").glob("*.py")),
+        *sorted((project_dir / "engines").glob("*.py")),
     ]
     for f in files:
         if f.exists():

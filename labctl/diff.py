@@ -20,17 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components import ocimodel
 from labctl.offline import REPO_ROOT
 from labctl.sizing import for_property
 from labctl.stackfile import load_stack_config, stack_file
 
 SECURITY_TYPES = (
-    "oci:Core/securityList:SecurityList",
-    "oci:Core/defaultSecurityList:DefaultSecurityList",
-    "oci:Core/networkSecurityGroup:NetworkSecurityGroup",
-    "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule",
-    "oci:Core/routeTable:RouteTable",
-    "oci:Core/subnet:Subnet",
+    ocimodel.SECURITY_LIST,
+    ocimodel.DEFAULT_SECURITY_LIST,
+    ocimodel.NSG,
+    ocimodel.NSG_RULE,
+    ocimodel.ROUTE_TABLE,
+    ocimodel.SUBNET,
 )
 RULE_KEYS = ("ingressSecurityRules", "egressSecurityRules", "routeRules")
 

@@ -186,7 +186,7 @@ class ProgramError(Exception):
         self.resources = resources
 
 
-# Every shape the config accepts (components/config.py APP_SHAPE_RE, DB_SHAPE_RE examples): what one AD of the default
+# Every shape the config accepts (components/config.py APP_SHAPE_RE examples): what one AD of the default
 # mock region offers.
 MOCK_COMPUTE_SHAPES = frozenset(
     {
@@ -198,17 +198,22 @@ MOCK_COMPUTE_SHAPES = frozenset(
         *(f"VM.Standard2.{n}" for n in (1, 2, 4, 8, 16, 24)),
     }
 )
-MOCK_DB_SHAPES = frozenset(
-    {
-        "MySQL.Free",
-        *(f"MySQL.{n}" for n in (2, 4, 8, 16, 32, 48, 64)),
-        "MySQL.VM.Standard.E3.1.8GB",
-        "MySQL.VM.Standard.E3.1.16GB",
-        "MySQL.VM.Standard.E4.1.8GB",
-        "MySQL.HeatWave.VM.Standard",
-        "MySQL.HeatWave.VM.Standard.E3",
-    }
-)
+
+
+def _engines() -> Any:
+    """The engine registry of the program being planned: imported on first use, after ``run_program`` put the
+    project's directory first on ``sys.path`` (like ``components``, ``engines`` belongs to the planned tree)."""
+    import engines
+
+    return engines
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MOCK_DB_SHAPES":  # every engine's mock shapes (engines/<name>.py mock_shapes), for tests
+        return frozenset(s for e in _engines().ENGINES.values() for s in e.mock_shapes)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # Region keys of a few real regions (as OCI lists them, e.g. oracle/oci-designer-toolkit
 # ocd/packages/desktop/src/data/OcdDefaultCache.ts); others get a made-up three-letter key.
 REGION_KEYS = {
@@ -239,7 +244,8 @@ class MockCloud:
     region: str | None = None  # None: the stack's oci:region, else MOCK_REGION
     home_region: str | None = None  # None: the same as region
     compute_shapes: tuple[frozenset[str], ...] = (MOCK_COMPUTE_SHAPES,)  # per AD, in OCI's order
-    db_shapes: tuple[frozenset[str], ...] = (MOCK_DB_SHAPES,)  # per AD (same length as compute_shapes)
+    # per AD (same length as compute_shapes); None: every AD offers each engine's mock shapes
+    db_shapes: tuple[frozenset[str], ...] | None = None
     image_build: str = "2026.10.31"  # the newest Oracle Linux 9 build the region lists
     compartment_depth: int = 1  # how many compartments deep the stack's compartment sits below the tenancy root
     ad_names: tuple[str, ...] | None = None  # None: Mock:<REGION>-AD-<n>, one per entry of compute_shapes
@@ -327,16 +333,10 @@ class OciMocks(mocks.Mocks):
                     "region": self.region,
                 }
             )
-        elif t == "oci:Mysql/mysqlDbSystem:MysqlDbSystem":
-            ip = self._next_host(inputs.get("subnetId", ""))
-            state.update(
-                {
-                    "ipAddress": ip,
-                    "endpoints": [{"ipAddress": ip, "port": inputs.get("port", 3306), "hostname": ""}],
-                    "mysqlVersion": "9.1.0",
-                    "state": "ACTIVE",
-                }
-            )
+        elif (engine := _engines().engine_of_type(t)) is not None:
+            # the engine's own mock (engines/<name>.py), given the next address of the subnet its inputs name
+            ip = self._next_host(self._subnet_in(inputs))
+            state = engine.mock_outputs(t, inputs, private_ip=ip) or state
         elif t == "random:index/randomPassword:RandomPassword":
             length = int(inputs.get("length", 16))
             base = "Aa1" + "!" + _digest(self.stack, args.name, n=40)
@@ -406,19 +406,23 @@ class OciMocks(mocks.Mocks):
                     for r in regions
                 ],
             }, []
-        if args.token in ("oci:Core/getShapes:getShapes", "oci:Mysql/getShapes:getShapes"):
-            per_ad = self.cloud.compute_shapes if args.token.startswith("oci:Core") else self.cloud.db_shapes
+        engine = _engines().engine_of_type(args.token)
+        if args.token == "oci:Core/getShapes:getShapes" or (engine and engine.shapes_token == args.token):
+            per_ad = self.cloud.compute_shapes
+            if engine:
+                per_ad = self.cloud.db_shapes or (engine.mock_shapes,) * len(per_ad)
             names = self.ad_names()
             ad = a.get("availabilityDomain")
             offered = per_ad[names.index(ad)] if ad in names else frozenset().union(*per_ad)
-            if args.token.startswith("oci:Core"):
-                shapes = [
-                    {"name": n, "billingType": "ALWAYS_FREE" if n == "VM.Standard.E2.1.Micro" else "PAID"}
-                    for n in sorted(offered)
-                ]
-            else:
-                shapes = [{"name": n, "isSupportedFors": ["DBSYSTEM"]} for n in sorted(offered)]
+            if engine:
+                return engine.mock_invoke(args.token, a, region=self.region, offered=offered) or {}, []
+            shapes = [
+                {"name": n, "billingType": "ALWAYS_FREE" if n == "VM.Standard.E2.1.Micro" else "PAID"}
+                for n in sorted(offered)
+            ]
             return {"compartmentId": comp, "availabilityDomain": ad, "id": "shapes", "shapes": shapes}, []
+        if engine is not None:
+            return engine.mock_invoke(args.token, a, region=self.region) or {}, []
         if args.token == "oci:Core/getImages:getImages":
             shape = str(a.get("shape", ""))
             arch = "aarch64" if ".A1." in shape or ".A2." in shape or ".A4." in shape else "x86_64"
@@ -444,6 +448,17 @@ class OciMocks(mocks.Mocks):
             return "10.255.255.254"
         net = ipaddress.ip_network(info["cidr"])
         return str(net.network_address + index)
+
+    def _subnet_in(self, inputs: Any) -> str:
+        """The first id of a declared subnet anywhere in ``inputs`` (an engine names it where its API puts it)."""
+        if isinstance(inputs, str):
+            return inputs if inputs in self.subnets else ""
+        values = inputs.values() if isinstance(inputs, Mapping) else inputs if isinstance(inputs, list) else ()
+        for v in values:
+            found = self._subnet_in(v)
+            if found:
+                return found
+        return ""
 
     def _next_host(self, subnet_id: str) -> str:
         info = self.subnets.get(subnet_id)

@@ -99,6 +99,7 @@ PRELOAD_BASE = ("pulumi", "pulumi.runtime", "pulumi_oci", "pulumi_random", "labc
 # The program's own modules (and through them only the pulumi_oci modules it uses, components/ocimods.py) and the
 # judgement plan_doc runs; preloaded only when the class plans this tree (``components`` is the project's own).
 PRELOAD_PROGRAM = (
+    "engines",
     "components.config",
     "components.network",
     "components.compute",
@@ -168,7 +169,7 @@ def _plan_in_worker(spec: dict[str, Any], stack: str, project_dir: str) -> dict[
     where = getattr(mod, "__file__", None) or next(iter(getattr(mod, "__path__", [])), None)
     if mod is not None and where and root not in Path(where).resolve().parents:
         # preloaded from another tree (the forkserver outlives one runner): this project's own components instead
-        for name in [n for n in sys.modules if n == "components" or n.startswith("components.")]:
+        for name in [n for n in sys.modules if n.split(".")[0] in ("components", "engines")]:
             del sys.modules[name]
     doc = plan_doc(spec, stack, project_dir, True)
     memory = process_memory()

@@ -4,7 +4,7 @@ Facts from the OCI Terraform provider that pulumi-oci 5.5.0 wraps (oracle/terraf
 property without ``ForceNew`` in the resource schema is sent to the service's Update call; one with ``ForceNew``
 makes the engine delete and recreate the resource (and, for a DB system, its data). Each row cites the schema line
 and the update code. ``labctl plan`` prints these rows for the stack's sizing keys; ``labctl diff`` marks each changed
-property it finds here.
+property it finds here. The database's rows come from its engine (``Engine.sizing``, engines/<name>.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-INSTANCE = "oci:Core/instance:Instance"
-DB_SYSTEM = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
+import engines
+from components.ocimodel import INSTANCE
+from engines.base import Engine
+
 PROVIDER = "terraform-provider-oci v8.28.0"
 
 
@@ -31,7 +33,7 @@ class SizingFact:
         return "in place" if self.in_place else "REPLACES the resource"
 
 
-SIZING: tuple[SizingFact, ...] = (
+APP_SIZING: tuple[SizingFact, ...] = (
     SizingFact(
         "appShape",
         INSTANCE,
@@ -58,24 +60,22 @@ SIZING: tuple[SizingFact, ...] = (
         "sent in UpdateInstance by updateOptionsViaWorkRequest (:4244, shape_config at :4282)",
         "Flex shapes only",
     ),
-    SizingFact(
-        "dbShape",
-        DB_SYSTEM,
-        "shapeName",
-        True,
-        f"{PROVIDER} internal/service/mysql/mysql_mysql_db_system_resource.go:54 `shape_name` Required, no ForceNew; "
-        "sent in UpdateDbSystem by Update (:1653, shape_name at :1871)",
-    ),
-    SizingFact(
-        "dbStorageGbs",
-        DB_SYSTEM,
-        "dataStorageSizeInGb",
-        True,
-        f"{PROVIDER} internal/service/mysql/mysql_mysql_db_system_resource.go:237 `data_storage_size_in_gb` "
-        "Optional+Computed, no ForceNew; sent in UpdateDbSystem by Update (:1653, at :1715)",
-        "MySQL.Free has a fixed 50 GB (config refuses another size)",
-    ),
 )
+
+
+def engine_facts(engine: Engine) -> tuple[SizingFact, ...]:
+    """An engine's sizing facts (``Engine.sizing["facts"]``: dicts with key, resource_type, prop, in_place, source,
+    note), as rows of this table."""
+    return tuple(SizingFact(**dict(f)) for f in engine.sizing.get("facts", ()))
+
+
+def facts_for(engine_name: str) -> tuple[SizingFact, ...]:
+    """The rows that apply to a stack of engine ``engine_name``: the app VM's and that engine's."""
+    return APP_SIZING + engine_facts(engines.get(engine_name))
+
+
+# Every row of every engine (labctl diff marks a changed property found here, whatever the engine).
+SIZING: tuple[SizingFact, ...] = APP_SIZING + tuple(f for e in engines.ENGINES.values() for f in engine_facts(e))
 BY_KEY: dict[str, SizingFact] = {f.key: f for f in SIZING}
 BY_PROPERTY: dict[tuple[str, str], SizingFact] = {(f.resource_type, f.prop): f for f in SIZING}
 
@@ -89,7 +89,7 @@ def plan_lines(config: Mapping[str, str]) -> list[str]:
     """``labctl plan``'s "Elastic sizing" lines for a stack's full-key config (``oci-dblab:appShape`` ...)."""
     shape = str(config.get("oci-dblab:appShape") or "VM.Standard.E2.1.Micro")
     out = []
-    for f in SIZING:
+    for f in facts_for(str(config.get("oci-dblab:dbEngine") or engines.DEFAULT)):
         if f.key in ("appOcpus", "appMemoryGbs") and not shape.endswith(".Flex"):
             continue  # only Flex shapes have them (components/config.py refuses them otherwise)
         value = config.get(f"oci-dblab:{f.key}")

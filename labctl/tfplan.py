@@ -36,7 +36,8 @@ DYNAMIC_TYPE = "pulumi_dynamic_resource"
 
 # Pulumi type token → Terraform type, for every type the program declares (pulumi-oci's tokens are generated from
 # the Terraform names: oci_core_security_list → oci:Core/securityList:SecurityList). Other oci: tokens follow the
-# same rule (``terraform_type``).
+# same rule (``terraform_type``), which is how every engine's types are named (``oci:Mysql/mysqlDbSystem:MysqlDbSystem``
+# → ``oci_mysql_mysql_db_system``), so no engine needs an entry here.
 TF_TYPES: dict[str, str] = {
     "oci:Core/vcn:Vcn": "oci_core_vcn",
     "oci:Core/subnet:Subnet": "oci_core_subnet",
@@ -50,7 +51,6 @@ TF_TYPES: dict[str, str] = {
     "oci:Core/defaultRouteTable:DefaultRouteTable": "oci_core_default_route_table",
     "oci:Core/internetGateway:InternetGateway": "oci_core_internet_gateway",
     "oci:Core/instance:Instance": "oci_core_instance",
-    "oci:Mysql/mysqlDbSystem:MysqlDbSystem": "oci_mysql_mysql_db_system",
     "random:index/randomPassword:RandomPassword": "random_password",
 }
 # Map-typed attributes: their keys are data (tag names, metadata keys), never renamed.

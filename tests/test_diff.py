@@ -12,7 +12,7 @@ from conftest import ROOT
 from labctl.diff import compare, describe_rule, diff_revisions
 from labctl.stackfile import SECRET_PLACEHOLDER, load_stack_config
 
-PROGRAM = ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "components")
+PROGRAM = ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "components", "engines")
 
 
 def git(repo: Path, *args: str) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from conftest import named, plan_of
 
 from labctl.diff import compare, flatten, render_markdown
-from labctl.sizing import SIZING, for_property, plan_lines
+from labctl.sizing import SIZING, facts_for, for_property, plan_lines
 
 
 def test_every_fact_names_a_property_the_program_declares():
     flex = plan_of(appShape="VM.Standard.E4.Flex", appOcpus="2", appMemoryGbs="16")
     declared = {r.resource_type: set(flatten(r.props)) for r in (named(flex, "lab-vm"), named(flex, "lab-mysql"))}
-    for fact in SIZING:
+    for fact in facts_for("mysql"):
         assert fact.prop in declared[fact.resource_type], fact.key
         assert "terraform-provider-oci" in fact.source and ".go:" in fact.source
+    assert {f.key for f in SIZING} >= {"appShape", "dbShape", "dbStorageGbs"}
 
 
 def test_plan_lines_follow_the_shape():
