@@ -32,7 +32,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from components import ocimodel
-from engines import pgcheck
 from engines.base import EndpointModel, Engine, password_rule
 from engines.pgcheck import adapter as pgcheck_adapter
 
@@ -581,7 +580,6 @@ ENGINE = Engine(
     adapter=pgcheck_adapter,  # the postgresql family's check adapter (pg8000 over the tunnel)
     endpoints=endpoints,
     backup_problem=backup_problem,
-    adapter=pgcheck.adapter,
     price_lines=price_lines,
     mock_outputs=mock_outputs,
     mock_invoke=mock_invoke,
