@@ -164,6 +164,11 @@ def db_system_args(args: Any, admin_password: Any, secret: Callable[[Any], Any] 
             "password_details": {"password_type": secret("PLAIN_TEXT"), "password": secret(admin_password)},
         },
         "freeform_tags": {**dict(args.tags), DATA_GB_TAG: str(int(args.storage_gbs))},
+        # Always sent, ACTIVE too (config dbState, labctl class stop|start): `state` is Optional+Computed
+        # (res.go:709-718), so leaving it out would keep the last value. A change is an in-place update that calls
+        # StartDbSystem / StopDbSystem (updatePsqlDbSystemWithContext res.go:835-869, :1659-1711); a create with
+        # INACTIVE creates, then stops (:801-824). Not billed while INACTIVE (billing.htm).
+        "state": getattr(args, "state", "ACTIVE"),
     }
     if args.backup_retention_days:
         # Daily automatic backups kept N days (management_policy.backup_policy, Optional+Computed, res.go:382-;
@@ -299,7 +304,7 @@ def mock_outputs(type_token: str, inputs: Mapping[str, Any], private_ip: str = "
             ],
             "systemRole": "STANDALONE",
             "lifecycleDetails": "",
-            "state": "ACTIVE",
+            "state": str(inputs.get("state") or "ACTIVE"),
         }
     )
     return state
@@ -576,6 +581,9 @@ ENGINE = Engine(
     prices=PRICES,
     durations=DURATIONS,
     local_server="postgresql",
+    stop_via="the DB system's state ACTIVE|INACTIVE (terraform-provider-oci v8.28.0 "
+    "internal/service/psql/psql_db_system_resource.go:709-718; StartDbSystem / StopDbSystem :835-869); not billed "
+    "while INACTIVE (https://docs.oracle.com/iaas/Content/postgresql/billing.htm)",
     build=build,
     adapter=pgcheck_adapter,  # the postgresql family's check adapter (pg8000 over the tunnel)
     endpoints=endpoints,

@@ -129,11 +129,20 @@ def test_db_system_arguments_private_endpoint_sized_shape_and_ad_local_storage()
     }
     assert kw["freeform_tags"] == {"project": "oci-dblab", pg.DATA_GB_TAG: "50"}
     assert "management_policy" not in kw  # the service's default backup policy applies
+    assert kw["state"] == "ACTIVE"
 
 
 def test_backup_retention_becomes_a_daily_backup_policy():
     kw = pg.db_system_args(db_args(backup_retention_days=7), "pw")
     assert kw["management_policy"] == {"backup_policy": {"kind": "DAILY", "retention_days": 7, "backup_start": "02:00"}}
+
+
+def test_db_state_stops_and_starts_the_system_in_place():
+    assert pg.db_system_args(db_args(state="INACTIVE"), "pw")["state"] == "INACTIVE"
+    assert ENGINE.stop_via and "StopDbSystem" in ENGINE.stop_via
+    cfg = parse_config(good_raw(dbEngine="postgresql", dbState="INACTIVE"), "dev")
+    assert cfg.db_state == "INACTIVE"
+    assert pg.mock_outputs(DBSYS, {"state": "INACTIVE"})["state"] == "INACTIVE"
 
 
 def test_a_bad_shape_never_reaches_the_provider():
