@@ -177,7 +177,8 @@ SETTINGS: tuple[Setting, ...] = (
         "string",
         "mysql",
         "mysql",
-        "Database engine: mysql (MySQL HeatWave DB system).",
+        "Database engine: mysql (MySQL HeatWave DB system); mysql-vm, mariadb-vm, postgresql-vm (the server on a "
+        "private VM, VM.Standard.E2.1.Micro by default).",
         "ENGINES",
     ),
     Setting(
@@ -185,7 +186,8 @@ SETTINGS: tuple[Setting, ...] = (
         "string",
         "",
         "MySQL.Free",
-        'Shape of the database; "" = the engine\'s default (MySQL.Free, Always Free).',
+        'Shape of the database; "" = the engine\'s default (MySQL.Free for mysql, VM.Standard.E2.1.Micro for the '
+        "*-vm engines; both Always Free).",
         "Engine.shape_ok",
         derived="the engine's default shape",
     ),
@@ -194,7 +196,7 @@ SETTINGS: tuple[Setting, ...] = (
         "integer",
         50,
         "50",
-        "Data storage in GB (MySQL.Free: exactly 50).",
+        "Data storage in GB (MySQL.Free: exactly 50; *-vm engines: the DB VM's boot volume, 50 or more).",
         "_number",
     ),
     Setting(

@@ -32,6 +32,13 @@ class DatabaseArgs:
     backup_retention_days: int | None = None  # None: the service's default
     deletion_protection: bool = False
     state: str = "ACTIVE"  # ACTIVE | INACTIVE: the DB's target state (config dbState, labctl class stop|start)
+    # The DB-VM engines (engines/vmdb.py) also need: where the app is (firewalld, pg_hba), the VCN (the admin user's
+    # network), the student's SSH key, the lab database's name, and optionally a fixed OS image.
+    app_subnet_cidr: str | None = None
+    vcn_cidr: str | None = None
+    ssh_public_key: str | None = None
+    db_name: str | None = None
+    image_id: str | None = None
 
 
 @dataclass

@@ -3,7 +3,10 @@
 Security, by construction:
 - public subnet: SSH (22) only from ``admin_cidr`` (and, in a class, the instructor's ``instructor_cidr``);
 - private subnet: the database ports only from the public subnet's CIDR (never the VCN, never 0.0.0.0/0),
-  no public IPs on its VNICs, and a route table with no route out of the VCN;
+  no public IPs on its VNICs, and a route table with no route to the internet. When the database runs on a VM of
+  its own (``service_gateway``: the DB-VM engines), the private subnet also gets a service gateway route to "All
+  <region> Services in Oracle Services Network" (the region's Oracle Linux yum mirror is one of them) and egress
+  to that service CIDR label on TCP 443 only: packages, but no internet and no NAT gateway;
 - the VCN's default security list is taken over and left empty, so nothing attached to it by accident is open.
 """
 
@@ -15,15 +18,25 @@ import pulumi
 import pulumi_oci as oci
 
 from components import ocimods
+from components.netplan import all_oracle_services
 
 # Only the pulumi_oci.core modules declared here are imported (components/ocimods.py; issue 12).
-ocimods.use("core", "vcn", "default_security_list", "internet_gateway", "route_table", "security_list", "subnet")
+ocimods.use(
+    "core",
+    "vcn",
+    "default_security_list",
+    "internet_gateway",
+    "route_table",
+    "security_list",
+    "subnet",
+)
 
 VCN_DNS_LABEL = "labvcn"
 PUBLIC_DNS_LABEL = "pub"
 PRIVATE_DNS_LABEL = "priv"
 TCP = "6"  # OCI writes protocols as IANA numbers
 ANYWHERE = "0.0.0.0/0"
+HTTPS = 443  # the OS package mirror (yum.<region>.oci.oraclecloud.com) is served over HTTPS
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,9 @@ class NetworkArgs:
     name_prefix: str
     tags: dict[str, str]
     instructor_cidr: str | None = None  # a class's instructor: the second SSH source, for the connection check
+    # The database is a VM that installs its server from the OS repositories (the DB-VM engines): the private subnet
+    # gets a service gateway to Oracle Services Network and HTTPS egress to it (no internet, no NAT).
+    service_gateway: bool = False
 
 
 def _tcp_in(source: str, port: int, description: str) -> oci.core.SecurityListIngressSecurityRuleArgs:
@@ -104,12 +120,47 @@ class Network(pulumi.ComponentResource):
             **common,
             opts=child,
         )
-        # No route out of the VCN: the database is reachable only from inside.
+        # No route to the internet: the database is reachable only from inside the VCN. A DB VM reaches Oracle
+        # Services Network (its OS package mirror) through a service gateway, which is not the internet.
+        private_routes: list[oci.core.RouteTableRouteRuleArgs] = []
+        private_egress: list[oci.core.SecurityListEgressSecurityRuleArgs] = []
+        self.service_gateway_id: pulumi.Output[str] | None = None
+        if args.service_gateway:
+            ocimods.use("core", "service_gateway", "get_services")  # loaded only for a DB VM (tests/test_startup.py)
+            services = oci.core.get_services_output(opts=pulumi.InvokeOutputOptions(parent=self))
+            osn = services.services.apply(all_oracle_services)
+            sgw = oci.core.ServiceGateway(
+                f"{name}-sgw",
+                vcn_id=vcn.id,
+                services=[oci.core.ServiceGatewayServiceArgs(service_id=osn.id)],
+                display_name=f"{p}-sgw",
+                **common,
+                opts=child,
+            )
+            self.service_gateway_id = sgw.id
+            private_routes.append(
+                oci.core.RouteTableRouteRuleArgs(
+                    destination=osn.cidr_block,
+                    destination_type="SERVICE_CIDR_BLOCK",
+                    network_entity_id=sgw.id,
+                    description="Oracle Services Network (OS package mirror) through the service gateway",
+                )
+            )
+            private_egress.append(
+                oci.core.SecurityListEgressSecurityRuleArgs(
+                    protocol=TCP,
+                    destination=osn.cidr_block,
+                    destination_type="SERVICE_CIDR_BLOCK",
+                    stateless=False,
+                    description="HTTPS to Oracle Services Network only (the OS package mirror)",
+                    tcp_options=oci.core.SecurityListEgressSecurityRuleTcpOptionsArgs(min=HTTPS, max=HTTPS),
+                )
+            )
         private_rt = oci.core.RouteTable(
             f"{name}-private-rt",
             vcn_id=vcn.id,
             display_name=f"{p}-private-rt",
-            route_rules=[],
+            route_rules=private_routes,
             **common,
             opts=child,
         )
@@ -146,7 +197,7 @@ class Network(pulumi.ComponentResource):
                 _tcp_in(args.public_subnet_cidr, port, f"database port {port} from the app subnet only")
                 for port in args.db_ports
             ],
-            egress_security_rules=[],
+            egress_security_rules=private_egress,
             **common,
             opts=child,
         )

@@ -9,10 +9,12 @@ Adding an engine: README.md, "Adding an engine".
 
 from __future__ import annotations
 
-from engines import mysql, postgresql
+from engines import mariadb_vm, mysql, mysql_vm, postgresql, postgresql_vm
 from engines.base import DOTENV_KEYS, EndpointModel, Engine
 
-ENGINES: dict[str, Engine] = {e.name: e for e in (mysql.ENGINE, postgresql.ENGINE)}
+ENGINES: dict[str, Engine] = {
+    e.name: e for e in (mysql.ENGINE, mysql_vm.ENGINE, mariadb_vm.ENGINE, postgresql_vm.ENGINE, postgresql.ENGINE)
+}
 
 DEFAULT = mysql.ENGINE.name  # dbEngine when the stack does not say
 

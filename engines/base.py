@@ -108,6 +108,9 @@ class Engine:
     # How the builder honours config dbState (labctl class stop|start), with its source; "" = it cannot stop the DB
     # (config refuses dbState INACTIVE rather than report a stop that did not happen).
     stop_via: str = ""
+    # The DB installs its server from the OS repositories at boot (the DB-VM engines): the private subnet then gets a
+    # service gateway to Oracle Services Network and HTTPS egress to it (components/network.py), never the internet.
+    needs_os_repositories: bool = False
 
     # --- hooks --------------------------------------------------------------------------------------------------
     # password_problem(password, admin_user) -> why it breaks the engine's rule, or None; never echoes the password

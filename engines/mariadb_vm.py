@@ -7,6 +7,7 @@ the ``[mariadb]`` option group (MariaDB knowledge base, "Configuring MariaDB wit
 
 from __future__ import annotations
 
+from engines import vmdb
 from engines.vmdb import Flavor
 
 FLAVOR = Flavor(
@@ -16,4 +17,14 @@ FLAVOR = Flavor(
     service="mariadb",
     port=3306,
     config_section="mariadb",
+)
+
+ENGINE = vmdb.vm_engine(
+    FLAVOR,
+    description="MariaDB from Oracle Linux 9 AppStream on a private DB VM (no public IP; TLS; VCN-only admin)",
+    # MariaDB 10.4+ creates root, mysql and mariadb.sys (MariaDB knowledge base, "Authentication from MariaDB 10.4")
+    reserved_users=frozenset({"root", "mysql", "mariadb.sys"}),
+    reserved_db_names=frozenset({"mysql", "sys", "information_schema", "performance_schema"}),
+    ssl_mode="REQUIRED",
+    url_scheme="mysql",
 )

@@ -7,6 +7,7 @@ mysql-server-8.0.x-1.el9, e.g. ALSA-2025:23109 mysql-server-8.0.44-1.el9_7). Its
 
 from __future__ import annotations
 
+from engines import vmdb
 from engines.vmdb import Flavor
 
 FLAVOR = Flavor(
@@ -19,4 +20,13 @@ FLAVOR = Flavor(
     # MySQL 8.0 loads the X Plugin and listens on 33060 by default (MySQL 8.0 reference manual, "X Plugin
     # Options and Variables", --mysqlx=OFF disables it): the lab opens one port, so X is off.
     disable_x_protocol=True,
+)
+
+ENGINE = vmdb.vm_engine(
+    FLAVOR,
+    description="MySQL 8.0 from Oracle Linux 9 AppStream on a private DB VM (no public IP; TLS; VCN-only admin)",
+    reserved_users=frozenset({"root", "mysql.sys", "mysql.session", "mysql.infoschema"}),
+    reserved_db_names=frozenset({"mysql", "sys", "information_schema", "performance_schema"}),
+    ssl_mode="REQUIRED",
+    url_scheme="mysql",
 )

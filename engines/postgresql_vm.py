@@ -8,6 +8,7 @@ unit is ``postgresql``, its data directory ``/var/lib/pgsql/data``, initialised 
 
 from __future__ import annotations
 
+from engines import vmdb
 from engines.vmdb import Flavor
 
 FLAVOR = Flavor(
@@ -16,4 +17,16 @@ FLAVOR = Flavor(
     package="postgresql-server",
     service="postgresql",
     port=5432,
+)
+
+ENGINE = vmdb.vm_engine(
+    FLAVOR,
+    description="PostgreSQL from Oracle Linux 9 AppStream on a private DB VM (no public IP; TLS; VCN-only admin)",
+    # postgres: the superuser initdb makes; "public" is reserved (CREATE ROLE public fails: role name is reserved)
+    reserved_users=frozenset({"postgres", "public"}),
+    reserved_db_names=frozenset({"postgres", "template0", "template1"}),
+    # libpq sslmode: "require" encrypts without verifying the self-signed certificate (the check reports its
+    # SHA-256 fingerprint instead)
+    ssl_mode="require",
+    url_scheme="postgresql",
 )

@@ -247,3 +247,181 @@ def shell_parts(document: Mapping[str, Any]) -> list[str]:
     if lines:
         parts.append("#!/bin/sh\n" + "\n".join(lines) + "\n")
     return parts
+
+
+# ------------------------------------------------------------------------------------------------- the engines
+
+INSTANCE = "oci:Core/instance:Instance"  # pulumi_oci 5.5.0 core/instance.py (a neutral type: the app VM is one too)
+COMPUTE_SHAPES_TOKEN = "oci:Core/getShapes:getShapes"  # placement picks an AD that offers dbShape (lookups.py)
+# A1 Flex for the DB VM: the smallest useful size (1 OCPU, 6 GB), inside the Always Free A1 pool with the app VM's
+# default 1 OCPU / 6 GB (2 OCPUs, 12 GB per tenancy: labctl/data/prices.json "a1-halved-2026").
+FLEX_OCPUS = 1.0
+FLEX_MEMORY_GBS = 6.0
+# Boot volume: OCI's custom boot volume size is 50 GB to 32 TB (OCI docs, "Boot Volumes": custom size); the data
+# lives on it. Always Free block storage is 200 GB per tenancy, boot volumes included.
+MIN_BOOT_GBS = 50
+MAX_BOOT_GBS = 32768
+# Oracle Cloud Agent compute metrics (components/operations.py VM_NAMESPACE/VM_METRICS, same source): the DB VM is
+# watched like the app VM, CPU and memory.
+VM_NAMESPACE = "oci_computeagent"
+VM_METRICS = {"cpu": "CpuUtilization", "memory": "MemoryUtilization"}
+GENERATED_PASSWORD_SPECIALS = "!#%*+-=?_"  # safe in shells, URLs and .env files; no quote, no $, no backslash
+LAB_CONCEPTS = (
+    "the database runs on its own VM (hostname db) in the private subnet with no public IP: only the app VM reaches "
+    "it, over the private IP, through the security list and the DB VM's firewalld, both open to the app subnet only"
+)
+
+
+ENGINE_TAG = "dbEngine"  # freeform tag on the DB VM naming its engine (the reachability model and policy read it)
+
+
+def _is_db_vm(r: Any, engine: str) -> bool:
+    """A declared instance that is this engine's DB VM: a child of the Database component (its URN's type chain says
+    so) tagged with the engine's name."""
+    from components import ocimodel
+
+    if getattr(r, "resource_type", None) != INSTANCE or "oci-dblab:database:Database$" not in str(r.urn):
+        return False
+    return ocimodel.get(ocimodel.peek(r.props, "freeformTags"), ENGINE_TAG) == engine
+
+
+def _endpoints_for(flavor: Flavor) -> Any:
+    def endpoints(resources: Any) -> list[Any]:
+        from components import ocimodel
+        from engines.base import EndpointModel
+
+        out = []
+        for r in resources:
+            if not _is_db_vm(r, flavor.engine):
+                continue
+            vnic = ocimodel.peek(r.props, "createVnicDetails")
+            out.append(
+                EndpointModel(
+                    name=r.name,
+                    urn=r.urn,
+                    resource=r,
+                    ports=(flavor.port,),
+                    private_ip=ocimodel.peek_output(r, "privateIp"),
+                    engine=flavor.engine,
+                    subnet_id=ocimodel.peek(vnic, "subnetId"),
+                    subnet_prop="createVnicDetails",
+                    nsg_ids=tuple(x for x in ocimodel.items(ocimodel.peek(vnic, "nsgIds")) if isinstance(x, str)),
+                    note="the DB VM has no public IP (assignPublicIp false, in the private subnet)",
+                )
+            )
+        return out
+
+    return endpoints
+
+
+def build_db_vm(flavor: Flavor, db: Any, name: str, args: Any) -> Any:
+    """Declare the DB VM as a child of the Database component ``db``; return its ``DatabaseEndpoint``."""
+    import pulumi
+    import pulumi_oci as oci
+
+    from components import ocimods
+    from components.database import DatabaseEndpoint
+    from components.lookups import newest_image
+
+    ocimods.use("core", "instance")  # only the modules used are imported (components/ocimods.py)
+    missing = [k for k in ("app_subnet_cidr", "vcn_cidr", "ssh_public_key", "db_name") if not getattr(args, k, None)]
+    if missing:
+        raise ValueError(f"the {flavor.engine} engine needs DatabaseArgs {', '.join(missing)}")
+    # Salt context: this stack's Database component, so the verifier (and user_data) is the same on every run.
+    context = f"{pulumi.get_project()}/{pulumi.get_stack()}/{name}"
+
+    def user_data(password: str) -> str:
+        settings = DbVmSettings(
+            app_subnet_cidr=args.app_subnet_cidr,
+            vcn_cidr=args.vcn_cidr,
+            admin_user=args.admin_user,
+            admin_verifier=admin_verifier(flavor.family, password, context),
+            db_name=args.db_name,
+            app_user=args.app_user,
+        )
+        return user_data_b64(flavor, settings)
+
+    image_id = args.image_id or newest_image(args.compartment_id, args.shape, db)
+    tags = {**args.tags, ENGINE_TAG: flavor.engine}
+    shape_config = None
+    if args.shape.endswith(".Flex"):
+        shape_config = oci.core.InstanceShapeConfigArgs(ocpus=FLEX_OCPUS, memory_in_gbs=FLEX_MEMORY_GBS)
+    vm = oci.core.Instance(
+        f"{name}-db-vm",
+        compartment_id=args.compartment_id,
+        availability_domain=args.availability_domain,
+        shape=args.shape,
+        shape_config=shape_config,
+        display_name=f"{args.name_prefix}-db",
+        source_details=oci.core.InstanceSourceDetailsArgs(
+            source_type="image", source_id=image_id, boot_volume_size_in_gbs=str(args.storage_gbs)
+        ),
+        create_vnic_details=oci.core.InstanceCreateVnicDetailsArgs(
+            subnet_id=args.subnet_id,
+            assign_public_ip="false",  # the private subnet prohibits public IPs anyway
+            hostname_label=DB_VM_HOSTNAME_LABEL,
+            display_name=f"{args.name_prefix}-db-vnic",
+            freeform_tags=tags,
+        ),
+        # The student's key (debugging through the app VM as a jump host, once someone opens port 22 from the app
+        # subnet on purpose) and the cloud-init document, which holds the admin user's verifier: secret.
+        metadata={
+            "ssh_authorized_keys": args.ssh_public_key,
+            "user_data": pulumi.Output.secret(pulumi.Output.from_input(db.admin_password).apply(user_data)),
+        },
+        # As the app VM (components/compute.py): IMDS v2 only, boot volume encrypted in transit.
+        instance_options=oci.core.InstanceInstanceOptionsArgs(are_legacy_imds_endpoints_disabled=True),
+        launch_options=oci.core.InstanceLaunchOptionsArgs(is_pv_encryption_in_transit_enabled=True),
+        freeform_tags=tags,
+        opts=pulumi.ResourceOptions(
+            parent=db,
+            # metadata: a change of user_data or ssh_authorized_keys REPLACES the instance (terraform-provider-oci
+            # v8.28.0 core_instance_resource.go:1054-1059), and the database with it. cloud-init runs once anyway;
+            # after creation change the admin password in the database (README, "Changing the password").
+            # sourceDetails.sourceId and availabilityDomain: as the app VM (components/compute.py).
+            ignore_changes=["metadata", "sourceDetails.sourceId", "availabilityDomain"],
+        ),
+    )
+    hostname = pulumi.Output.concat(DB_VM_HOSTNAME_LABEL, ".", args.subnet_domain)
+    return DatabaseEndpoint(resource_id=vm.id, private_ip=vm.private_ip, port=flavor.port, hostname=hostname)
+
+
+def vm_engine(flavor: Flavor, **spec: Any) -> Any:
+    """The ``Engine`` of a DB-VM flavor: what the three share, plus the engine's own ``spec`` fields."""
+    from engines.base import Engine, password_rule
+
+    def build(db: Any, name: str, args: Any) -> Any:
+        return build_db_vm(flavor, db, name, args)
+
+    fields: dict[str, Any] = {
+        "name": flavor.engine,
+        "family": flavor.family,
+        "port": flavor.port,
+        "extra_ports": (),
+        "default_shape": DEFAULT_DB_VM_SHAPE,
+        "shape_pattern": DB_VM_SHAPE_PATTERN,
+        "example_shape": DEFAULT_DB_VM_SHAPE,
+        "always_free_shape": DEFAULT_DB_VM_SHAPE,
+        "min_storage_gbs": MIN_BOOT_GBS,
+        "max_storage_gbs": MAX_BOOT_GBS,
+        "fixed_storage_gbs": {},
+        "default_admin_user": "admin",
+        # 8-64 printable ASCII with the four classes, not the user name: the HeatWave rule's classes (one rule for
+        # the class) with room for passphrases; printable ASCII is what the SCRAM verifier is computed for.
+        "password_problem": password_rule(8, 64),
+        "password_specials": GENERATED_PASSWORD_SPECIALS,
+        "hostname_label": DB_VM_HOSTNAME_LABEL,
+        "resource_types": frozenset(),  # the DB VM is a core Instance, a neutral type (the app VM is one too)
+        "endpoint_type": INSTANCE,
+        "lab_concepts": LAB_CONCEPTS,
+        "shapes_token": COMPUTE_SHAPES_TOKEN,
+        "monitoring_namespace": VM_NAMESPACE,
+        "metrics": dict(VM_METRICS),
+        "free_pools": {"e2_micro_instances": 1},  # on the default shape; A1 Flex uses the A1 pool instead
+        "local_server": "mariadb" if flavor.family == "mysql" else "postgresql",
+        "needs_os_repositories": True,
+        "build": build,
+        "endpoints": _endpoints_for(flavor),
+    }
+    fields.update(spec)
+    return Engine(**fields)

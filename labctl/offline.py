@@ -423,6 +423,29 @@ class OciMocks(mocks.Mocks):
             return {"compartmentId": comp, "availabilityDomain": ad, "id": "shapes", "shapes": shapes}, []
         if engine is not None:
             return engine.mock_invoke(args.token, a, region=self.region) or {}, []
+        if args.token == "oci:Core/getServices:getServices":
+            # ListServices as OCI answers it: the region's "All ... Services In Oracle Services Network" label and the
+            # Object Storage one (`oci network service list`: cidr-block
+            # all-<key>-services-in-oracle-services-network, name "All <KEY> Services In Oracle Services Network";
+            # oci-<key>-objectstorage, "OCI <KEY> Object Storage")
+            key = region_key(self.region)
+            return {
+                "id": "services",
+                "services": [
+                    {
+                        "id": self._ocid("service", "all"),
+                        "cidrBlock": f"all-{key.lower()}-services-in-oracle-services-network",
+                        "description": f"All {key} Services In Oracle Services Network",
+                        "name": f"All {key} Services In Oracle Services Network",
+                    },
+                    {
+                        "id": self._ocid("service", "objectstorage"),
+                        "cidrBlock": f"oci-{key.lower()}-objectstorage",
+                        "description": f"OCI {key} Object Storage",
+                        "name": f"OCI {key} Object Storage",
+                    },
+                ],
+            }, []
         if args.token == "oci:Core/getImages:getImages":
             shape = str(a.get("shape", ""))
             arch = "aarch64" if ".A1." in shape or ".A2." in shape or ".A4." in shape else "x86_64"

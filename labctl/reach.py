@@ -29,7 +29,6 @@ import engines
 from components.ocimodel import (
     DEFAULT_ROUTE_TABLE,
     DEFAULT_SECURITY_LIST,
-    INSTANCE,
     INTERNET_GATEWAY,
     NSG_RULE,
     ROUTE_TABLE,
@@ -50,7 +49,7 @@ from components.ocimodel import (
     truthy,
     value,
 )
-from policy.rules import ADMIN_SOURCE_MIN_PREFIX, db_endpoints, judge_admin_source
+from policy.rules import ADMIN_SOURCE_MIN_PREFIX, app_instances, db_endpoints, judge_admin_source
 
 ALLOWED = "ALLOWED"
 DENIED = "DENIED"
@@ -237,7 +236,7 @@ def _host(addr: Any) -> Net | None:
 
 
 def _app_endpoint(net: _Network) -> _Endpoint:
-    instances = sorted(of_type(net.resources, INSTANCE), key=lambda r: r.name)
+    instances = sorted(app_instances(net.resources), key=lambda r: r.name)  # a DB VM is not the app VM
     if not instances:
         return _Endpoint("app VM", None, None, missing="no compute instance is declared")
     inst = instances[0]

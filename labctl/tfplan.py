@@ -50,6 +50,7 @@ TF_TYPES: dict[str, str] = {
     "oci:Core/routeTable:RouteTable": "oci_core_route_table",
     "oci:Core/defaultRouteTable:DefaultRouteTable": "oci_core_default_route_table",
     "oci:Core/internetGateway:InternetGateway": "oci_core_internet_gateway",
+    "oci:Core/serviceGateway:ServiceGateway": "oci_core_service_gateway",
     "oci:Core/instance:Instance": "oci_core_instance",
     "random:index/randomPassword:RandomPassword": "random_password",
 }

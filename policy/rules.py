@@ -39,11 +39,15 @@ from typing import Any
 
 import engines
 from components.ocimodel import (
+    DEFAULT_ROUTE_TABLE,
     DEFAULT_SECURITY_LIST,
     INSTANCE,
+    INTERNET_GATEWAY,
     MONITORING_ALARM,
+    NAT_GATEWAY,
     NOTIFICATION_TOPIC,
     NSG_RULE,
+    ROUTE_TABLE,
     SECURITY_LIST,
     SUBNET,
     UNKNOWN,
@@ -264,10 +268,16 @@ def check_default_security_list(resources: Sequence[ResourceLike]) -> list[Findi
     return found
 
 
+def app_instances(resources: Sequence[ResourceLike]) -> list[ResourceLike]:
+    """The app tier's instances: every declared instance that is not a database's endpoint (a DB-VM engine's VM)."""
+    db_urns = {ep.urn for ep in db_endpoints(resources)}
+    return [r for r in of_type(resources, INSTANCE) if r.urn not in db_urns]
+
+
 def app_subnet_cidrs(resources: Sequence[ResourceLike]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """CIDRs of the app tier: the subnets the instances sit in, else every subnet that allows public IPs."""
+    """CIDRs of the app tier: the subnets the app instances sit in, else every subnet that allows public IPs."""
     cidrs = []
-    for inst in of_type(resources, INSTANCE):
+    for inst in app_instances(resources):
         for sub in subnets_of(resources, inst):
             net = network(value(sub, "cidrBlock"))
             if net is not None and net not in cidrs:
@@ -362,6 +372,52 @@ def check_no_public_ip_in_private_subnet(resources: Sequence[ResourceLike]) -> l
                         "public IPs; OCI refuses this launch",
                     )
                 )
+    return found
+
+
+def _route_gateways(resources: Sequence[ResourceLike], rt: ResourceLike) -> list[ResourceLike]:
+    """The internet and NAT gateways a route table's rules send traffic to: by each rule's known target id, else (ids
+    unknown in a preview) by the URNs the rules were computed from."""
+    found: dict[str, ResourceLike] = {}
+    for rule in items(peek(rt.props, "routeRules")):
+        target = peek(rule, "networkEntityId")
+        known = target if isinstance(target, str) and not is_unknown(target) else None
+        for gw in linked(resources, rt, "routeRules", INTERNET_GATEWAY, NAT_GATEWAY, known_id=known):
+            found[gw.urn] = gw
+    return list(found.values())
+
+
+def check_db_subnet_no_internet_route(resources: Sequence[ResourceLike]) -> list[Finding]:
+    """The database's subnet has no route to the internet: no route rule to an internet gateway or a NAT gateway.
+
+    A service gateway route (the DB-VM engines' way to the OS package mirror in Oracle Services Network) is allowed:
+    its traffic "does not traverse the internet" (OCI docs, "Access to Oracle Services: Service Gateway"). Linked by
+    URN (the route table's ``routeRules`` and the subnet's ``routeTableId`` dependencies), so it decides in preview.
+    """
+    rule_id = "db-subnet-no-internet-route"
+    found = []
+    for ep in db_endpoints(resources):
+        for sub in linked(resources, ep.resource, ep.subnet_prop, SUBNET, known_id=ep.subnet_id):
+            tables = linked(
+                resources,
+                sub,
+                "routeTableId",
+                ROUTE_TABLE,
+                DEFAULT_ROUTE_TABLE,
+                known_id=peek(sub.props, "routeTableId"),
+            )
+            for rt in tables:
+                for gw in _route_gateways(resources, rt):
+                    kind = "an internet gateway" if gw.resource_type == INTERNET_GATEWAY else "a NAT gateway"
+                    found.append(
+                        _finding(
+                            rule_id,
+                            rt,
+                            f"route table {rt.name} of the database's subnet {sub.name} routes to {kind} ({gw.name}); "
+                            "the DB subnet must have no way to the internet (a service gateway to Oracle Services "
+                            "Network is enough for OS packages)",
+                        )
+                    )
     return found
 
 
@@ -692,6 +748,15 @@ RULES: tuple[Rule, ...] = (
         source="turbot steampipe-mod-terraform-oci-compliance control vcn_subnet_public_access_blocked 'Ensure "
         "subnets are not publicly accessible'; CIS OCI Foundations Benchmark v1.2.0 2.8 (same intent, for ADB)",
         check=check_no_public_ip_in_private_subnet,
+    ),
+    Rule(
+        id="db-subnet-no-internet-route",
+        description="The database's subnet routes nothing to an internet or NAT gateway (a service gateway is fine).",
+        level=MANDATORY,
+        source="oci-dblab network design (the private subnet has no route to the internet; DB-VM engines reach the OS "
+        "package mirror through a service gateway, docs.oracle.com/iaas/Content/Network/Tasks/servicegateway.htm); "
+        "CIS OCI Foundations Benchmark v1.2.0 section 2 least access applied to routes",
+        check=check_db_subnet_no_internet_route,
     ),
     Rule(
         id="legacy-imds-disabled",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import engines
+from components import ocimodel
 from engines.base import DOTENV_KEYS, Engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +68,8 @@ def test_every_engine_is_registered_under_its_name_and_its_spec_holds_together()
         assert engine.family in ("mysql", "postgresql")
         assert engine.shape_ok(engine.default_shape) and engine.shape_ok(engine.example_shape), name
         assert not engine.shape_ok(engine.default_shape + "x"), name  # a full match, not a prefix
-        assert engine.endpoint_type in engine.resource_types, name
+        # a DB-VM engine's endpoint is a core instance: a neutral type (the app VM is one too), claimed by no engine
+        assert engine.endpoint_type in engine.resource_types or engine.endpoint_type == ocimodel.INSTANCE, name
         assert engine.min_storage_gbs <= engine.max_storage_gbs
         for shape, gbs in engine.fixed_storage_gbs.items():
             assert engine.shape_ok(shape) and engine.min_storage_gbs <= gbs <= engine.max_storage_gbs

@@ -70,7 +70,7 @@ def test_default_plan_has_no_findings(plan):
 
 def test_rules_are_well_formed():
     ids = [r.id for r in RULES]
-    assert len(ids) == len(set(ids)) == 13
+    assert len(ids) == len(set(ids)) == 14
     for r in RULES:
         assert r.level in (MANDATORY, ADVISORY), r.id
         assert r.description.endswith(".") and r.check.__doc__, r.id
@@ -234,7 +234,12 @@ MUTATIONS: list[tuple[str, Callable[[Resources], None], set[tuple[str, str]]]] =
         },
     ),
     ("default-sl-unmanaged", _default_sl_unmanaged, {("default-security-list-no-ingress", "lab-vcn")}),
-    ("db-in-public-subnet", _db_in_public_subnet, {("no-public-ip-in-private-subnet", "lab-mysql")}),
+    # in the public subnet the DB also has that subnet's route to the internet gateway
+    (
+        "db-in-public-subnet",
+        _db_in_public_subnet,
+        {("no-public-ip-in-private-subnet", "lab-mysql"), ("db-subnet-no-internet-route", "lab-public-rt")},
+    ),
     # The VM moves too, so the app subnet becomes 10.0.1.0/24 and the DB rule's source no longer matches it.
     (
         "vm-with-public-ip-in-private-subnet",
@@ -338,7 +343,10 @@ def test_unknown_ids_do_not_stop_the_rules_they_link_by_urn(plan):
     db.props["subnetId"] = UNKNOWN_STRING_VALUE
     assert evaluate(resources) == []
     db.property_dependencies["subnetId"] = [named(resources, "lab-public-subnet").urn]
-    assert pairs(resources) == {("no-public-ip-in-private-subnet", "lab-mysql")}
+    assert pairs(resources) == {
+        ("no-public-ip-in-private-subnet", "lab-mysql"),
+        ("db-subnet-no-internet-route", "lab-public-rt"),
+    }
     with pytest.raises(UnknownValueError):  # what the proxy does when a rule reads the unknown value itself
         _ = as_policy_resources([db])[0].props["subnetId"]
 

@@ -111,7 +111,8 @@ CASES: list[tuple[str, str, Change, set[tuple[str, str, str]]]] = [
         "db-in-public-subnet",
         "default",
         lambda rs: _place(rs, "lab-mysql", "subnetId", "lab-public-subnet"),
-        {(PRIVATE, "lab-mysql", MANDATORY)},
+        # the public subnet's route table sends 0.0.0.0/0 to the internet gateway
+        {(PRIVATE, "lab-mysql", MANDATORY), ("db-subnet-no-internet-route", "lab-public-rt", MANDATORY)},
     ),
     ("password-without-secret-marking", "default", _password_unmarked, {(PASSWORD, "lab-mysql", MANDATORY)}),
     ("default-security-list-unmanaged", "default", _unmanaged_default_sl, {(DEFAULT_SL, "lab-vcn", MANDATORY)}),

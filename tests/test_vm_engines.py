@@ -219,3 +219,217 @@ def test_admin_outside_the_vcn_is_refused(mariadb: MariaDBServer) -> None:
     with pytest.raises(pymysql.err.OperationalError) as refused:
         _login(mariadb, "vmfar", password)
     assert refused.value.args[0] == 1045
+
+
+# --- the mocked program, per engine ------------------------------------------------------------------------------
+
+VM_ENGINES = ("mysql-vm", "mariadb-vm", "postgresql-vm")
+ENGINE_PORT = {"mysql-vm": 3306, "mariadb-vm": 3306, "postgresql-vm": 5432}
+PACKAGE = {"mysql-vm": "mysql-server", "mariadb-vm": "mariadb-server", "postgresql-vm": "postgresql-server"}
+GIVEN_PASSWORD = "Given-Pa55word!x"
+
+
+@pytest.fixture(scope="module", params=VM_ENGINES)
+def vm_plan(request):
+    from conftest import plan_of
+
+    return request.param, plan_of(secret=("dbPassword",), dbEngine=request.param, dbPassword=GIVEN_PASSWORD)
+
+
+def _user_data(plan) -> str:
+    from conftest import named
+
+    return base64.b64decode(named(plan, "lab-db-vm").props["metadata"]["user_data"]).decode()
+
+
+def test_db_vm_is_in_the_private_subnet_without_a_public_ip(vm_plan) -> None:
+    from conftest import named
+
+    engine, plan = vm_plan
+    vm = named(plan, "lab-db-vm")
+    private = named(plan, "lab-private-subnet")
+    vnic = vm.props["createVnicDetails"]
+    assert vnic["subnetId"] == private.id and vnic["assignPublicIp"] == "false" and vnic["hostnameLabel"] == "db"
+    assert private.props["prohibitPublicIpOnVnic"] is True
+    assert vm.props["shape"] == "VM.Standard.E2.1.Micro" and "shapeConfig" not in vm.props
+    assert vm.props["sourceDetails"]["bootVolumeSizeInGbs"] == "50"
+    assert vm.outputs.get("publicIp") == ""
+    assert vm.props["metadata"]["ssh_authorized_keys"].startswith("ssh-ed25519 ")
+    assert vm.parent.endswith("oci-dblab:database:Database::lab")
+    assert set(vm.ignore_changes) >= {"metadata", "availabilityDomain"}
+    assert vm.props["instanceOptions"]["areLegacyImdsEndpointsDisabled"] is True
+    assert plan.outputs["dbPort"] == ENGINE_PORT[engine]
+    assert plan.outputs["dbHostname"] == "db.priv.labvcn.oraclevcn.com"
+    assert not [r for r in plan.resources if r.resource_type.startswith("oci:Mysql/")]  # no HeatWave system
+
+
+def test_user_data_is_secret_and_never_holds_the_given_password(vm_plan) -> None:
+    from conftest import named
+
+    engine, plan = vm_plan
+    vm = named(plan, "lab-db-vm")
+    assert "metadata.user_data" in vm.secret_paths or "metadata" in vm.secret_paths
+    text = _user_data(plan)
+    assert GIVEN_PASSWORD not in text
+    doc = yaml.safe_load(text)
+    assert doc["packages"][0] == PACKAGE[engine]
+    family = "postgresql" if engine == "postgresql-vm" else "mysql"
+    context = "oci-dblab/dev/lab"
+    assert vmdb.admin_verifier(family, GIVEN_PASSWORD, context) in text
+    assert "APP_CIDR=10.0.0.0/24" in text
+
+
+def test_private_subnet_gets_a_service_gateway_and_https_to_oracle_services_only(vm_plan) -> None:
+    from conftest import named
+
+    engine, plan = vm_plan
+    sgw = named(plan, "lab-sgw")
+    label = "all-mck-services-in-oracle-services-network"
+    assert sgw.props["vcnId"] == named(plan, "lab-vcn").id and sgw.props["services"][0]["serviceId"]
+    [route] = named(plan, "lab-private-rt").props["routeRules"]
+    assert route["destination"] == label and route["destinationType"] == "SERVICE_CIDR_BLOCK"
+    assert route["networkEntityId"] == sgw.id
+    sl = named(plan, "lab-private-sl").props
+    [egress] = sl["egressSecurityRules"]
+    assert egress["destination"] == label and egress["destinationType"] == "SERVICE_CIDR_BLOCK"
+    assert egress["protocol"] == "6" and egress["tcpOptions"] == {"min": 443, "max": 443}
+    [ingress] = sl["ingressSecurityRules"]
+    port = ENGINE_PORT[engine]
+    assert ingress["source"] == "10.0.0.0/24" and ingress["tcpOptions"] == {"min": port, "max": port}
+    assert not [r for r in plan.resources if r.resource_type == "oci:Core/natGateway:NatGateway"]
+
+
+def test_heatwave_keeps_a_private_subnet_without_any_route_or_egress(plan) -> None:
+    from conftest import named
+
+    assert named(plan, "lab-private-rt").props.get("routeRules", []) == []
+    assert named(plan, "lab-private-sl").props.get("egressSecurityRules", []) == []
+    assert not [r for r in plan.resources if r.resource_type == "oci:Core/serviceGateway:ServiceGateway"]
+
+
+def test_all_oracle_services_is_picked_by_name_and_missing_one_is_explained() -> None:
+    from components.netplan import all_oracle_services
+
+    services = [
+        {"id": "o", "cidrBlock": "oci-fra-objectstorage", "name": "OCI FRA Object Storage"},
+        {
+            "id": "a",
+            "cidrBlock": "all-fra-services-in-oracle-services-network",
+            "name": "All FRA Services In Oracle Services Network",
+        },
+    ]
+    picked = all_oracle_services(services)
+    assert (picked.id, picked.cidr_block) == ("a", "all-fra-services-in-oracle-services-network")
+    with pytest.raises(ValueError, match="OCI FRA Object Storage"):
+        all_oracle_services(services[:1])
+
+
+# --- bad config, per engine ---------------------------------------------------------------------------------------
+
+BAD_VM = [
+    ("mysql-vm", {"dbShape": "MySQL.Free"}, (), "dbShape", "is not a mysql-vm shape"),
+    ("mariadb-vm", {"dbShape": "VM.Standard.E4.Flex"}, (), "dbShape", "is not a mariadb-vm shape"),
+    ("postgresql-vm", {"dbShape": "MySQL.2"}, (), "dbShape", "is not a postgresql-vm shape"),
+    ("mysql-vm", {"dbStorageGbs": "20"}, (), "dbStorageGbs", "out of range"),
+    ("mysql-vm", {"dbAdminUser": "root"}, (), "dbAdminUser", "reserved by mysql-vm"),
+    ("mariadb-vm", {"dbAdminUser": "mysql"}, (), "dbAdminUser", "reserved by mariadb-vm"),
+    ("postgresql-vm", {"dbAdminUser": "postgres"}, (), "dbAdminUser", "reserved by postgresql-vm"),
+    ("postgresql-vm", {"dbName": "template1"}, (), "dbName", "system schema of postgresql-vm"),
+    ("mariadb-vm", {"dbName": "mysql"}, (), "dbName", "system schema of mariadb-vm"),
+    ("postgresql-vm", {"dbPassword": "Pässwort-123x"}, ("dbPassword",), "dbPassword", "printable ASCII"),
+    ("mysql-vm", {"dbPassword": "short1!A"[:6]}, ("dbPassword",), "dbPassword", "characters"),
+]
+
+
+@pytest.mark.parametrize(
+    ("engine", "overrides", "secret", "key", "words"), BAD_VM, ids=[f"{b[0]}-{b[3]}" for b in BAD_VM]
+)
+def test_bad_config_per_vm_engine(engine, overrides, secret, key, words) -> None:
+    from conftest import full_keys, good_raw
+
+    from components.config import ConfigError, parse_config
+    from labctl.offline import ProgramError, run_program
+
+    raw = good_raw(dbEngine=engine, **overrides)
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, "dev", secret_keys=set(secret))
+    mine = [p for p in e.value.problems if p.key == key]
+    assert len(mine) == 1 and words in str(mine[0]), [str(p) for p in e.value.problems]
+    if "dbPassword" in overrides:
+        assert overrides["dbPassword"] not in str(e.value)
+    with pytest.raises(ProgramError) as run:
+        run_program(full_keys(raw), secret_keys=[f"oci-dblab:{k}" for k in secret])
+    assert run.value.resources == []
+
+
+# --- reachability and policy for the engine's port ------------------------------------------------------------------
+
+
+def test_verdicts_for_the_engines_port_and_the_app_vm_is_not_the_db_vm(vm_plan) -> None:
+    from labctl import reach
+
+    engine, plan = vm_plan
+    results = reach.verdicts(plan.resources, "198.51.100.23/32")
+    assert all(v.ok for v in results), [(v.id, v.reason) for v in results if not v.ok]
+    ids = {v.id: v for v in results}
+    port = ENGINE_PORT[engine]
+    assert set(ids) == {"internet->app:22", "internet-other->app:22", f"internet->db:{port}", f"app-subnet->db:{port}"}
+    assert "lab-db-vm" in ids[f"app-subnet->db:{port}"].destination
+    assert "lab-vm" in ids["internet->app:22"].destination
+    assert "no public IP" in ids[f"internet->db:{port}"].reason
+
+
+def test_policy_passes_the_vm_engines_and_a_service_gateway_is_no_internet_route(vm_plan) -> None:
+    from policy.rules import MANDATORY, evaluate
+
+    _, plan = vm_plan
+    assert [f for f in evaluate(plan.resources) if f.level == MANDATORY] == []
+
+
+def test_policy_refuses_an_internet_or_nat_route_from_the_db_subnet(vm_plan) -> None:
+    from conftest import mutated, named
+
+    from policy.rules import evaluate
+
+    _, plan = vm_plan
+    igw = named(plan, "lab-igw")
+
+    def internet(resources):
+        rt = named(resources, "lab-private-rt")
+        rt.props["routeRules"] = rt.props["routeRules"] + [
+            {"destination": "0.0.0.0/0", "destinationType": "CIDR_BLOCK", "networkEntityId": igw.id}
+        ]
+        rt.property_dependencies.setdefault("routeRules", []).append(igw.urn)
+
+    found = {(f.rule, f.name) for f in evaluate(mutated(plan, internet))}
+    assert ("db-subnet-no-internet-route", "lab-private-rt") in found
+
+
+def test_policy_refuses_the_engines_port_from_the_vcn(vm_plan) -> None:
+    from conftest import mutated, named
+
+    from policy.rules import evaluate
+
+    engine, plan = vm_plan
+    port = ENGINE_PORT[engine]
+
+    def from_vcn(resources):
+        sl = named(resources, "lab-private-sl")
+        sl.props["ingressSecurityRules"][0]["source"] = "10.0.0.0/16"
+
+    found = [f for f in evaluate(mutated(plan, from_vcn)) if f.rule == "db-port-only-from-app-subnet"]
+    assert found and f"database port {port}" in found[0].message
+
+
+def test_policy_refuses_a_public_ip_on_the_db_vm(vm_plan) -> None:
+    from conftest import mutated, named
+
+    from policy.rules import evaluate
+
+    _, plan = vm_plan
+
+    def public(resources):
+        named(resources, "lab-db-vm").props["createVnicDetails"]["assignPublicIp"] = "true"
+
+    found = {(f.rule, f.name) for f in evaluate(mutated(plan, public))}
+    assert ("no-public-ip-in-private-subnet", "lab-db-vm") in found

@@ -40,6 +40,7 @@ from components.ocimodel import (
     value,
 )
 from labctl import reach
+from policy.rules import app_instances
 
 ENVFILE_TYPE = "pulumi-python:dynamic/dblab:EnvFile"
 # The link between the router and "the internet" namespace: link-local (RFC 3927), never routed anywhere.
@@ -269,7 +270,7 @@ def build(
     db_ip = _single(db_ep.address, db_ep.label)
 
     public_ip = ""
-    instance = sorted((r for r in resources if r.resource_type == "oci:Core/instance:Instance"), key=lambda r: r.name)
+    instance = sorted(app_instances(resources), key=lambda r: r.name)  # the app VM (a DB VM is the DB's endpoint)
     if app_ep.wants_public_ip and not truthy(value(app_ep.subnet, "prohibitPublicIpOnVnic")):
         public_ip = str(output(instance[0], "publicIp") or "")
     for role, ep, ip in (("app", app_ep, app_ip), ("db", db_ep, db_ip)):
