@@ -7,7 +7,7 @@ the ``[mariadb]`` option group (MariaDB knowledge base, "Configuring MariaDB wit
 
 from __future__ import annotations
 
-from engines import vmdb
+from engines import mysql, vmdb
 from engines.vmdb import Flavor
 
 FLAVOR = Flavor(
@@ -27,4 +27,5 @@ ENGINE = vmdb.vm_engine(
     reserved_db_names=frozenset({"mysql", "sys", "information_schema", "performance_schema"}),
     ssl_mode="REQUIRED",
     url_scheme="mysql",
+    adapter=lambda: mysql.ENGINE.adapter(),  # the mysql family's check adapter (the HeatWave engine's)
 )

@@ -7,7 +7,7 @@ mysql-server-8.0.x-1.el9, e.g. ALSA-2025:23109 mysql-server-8.0.44-1.el9_7). Its
 
 from __future__ import annotations
 
-from engines import vmdb
+from engines import mysql, vmdb
 from engines.vmdb import Flavor
 
 FLAVOR = Flavor(
@@ -29,4 +29,5 @@ ENGINE = vmdb.vm_engine(
     reserved_db_names=frozenset({"mysql", "sys", "information_schema", "performance_schema"}),
     ssl_mode="REQUIRED",
     url_scheme="mysql",
+    adapter=lambda: mysql.ENGINE.adapter(),  # the mysql family's check adapter (the HeatWave engine's)
 )

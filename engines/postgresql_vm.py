@@ -8,7 +8,7 @@ unit is ``postgresql``, its data directory ``/var/lib/pgsql/data``, initialised 
 
 from __future__ import annotations
 
-from engines import vmdb
+from engines import pgcheck, vmdb
 from engines.vmdb import Flavor
 
 FLAVOR = Flavor(
@@ -29,4 +29,5 @@ ENGINE = vmdb.vm_engine(
     # SHA-256 fingerprint instead)
     ssl_mode="require",
     url_scheme="postgresql",
+    adapter=pgcheck.adapter,  # the postgresql family's check adapter (pg8000 over the tunnel)
 )

@@ -86,24 +86,14 @@ def scram_salt(password: str, context: str) -> bytes:
 
 
 def scram_sha256_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
-    """PostgreSQL's stored form of a SCRAM-SHA-256 secret (RFC 5802 section 3, RFC 7677).
+    """PostgreSQL's stored form of a SCRAM-SHA-256 secret (RFC 5802 section 3, RFC 7677) with a given salt.
 
-    SaltedPassword = PBKDF2-HMAC-SHA-256(password, salt, i); ClientKey = HMAC(SaltedPassword, "Client Key");
-    StoredKey = SHA-256(ClientKey); ServerKey = HMAC(SaltedPassword, "Server Key"). PostgreSQL first applies
-    SASLprep to the password; for printable ASCII (the only passwords ``password_problem`` lets through for the
-    VM engines) SASLprep changes nothing (RFC 4013 maps and prohibits only non-ASCII or control characters).
+    The computation is the postgresql family's own (``engines/pgcheck.py`` ``scram_sha256_verifier``: SASLprep, then
+    PBKDF2-HMAC-SHA-256, ClientKey/StoredKey/ServerKey); only the salt is chosen here (``scram_salt``).
     """
-    if not password.isascii() or not password.isprintable():
-        raise ValueError("the SCRAM verifier is computed for printable ASCII passwords only")
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode("ascii"), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    from engines.pgcheck import scram_sha256_verifier as verifier
 
-    def b64(b: bytes) -> str:
-        return base64.b64encode(b).decode("ascii")
-
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+    return verifier(password, salt=salt, iterations=iterations)
 
 
 def admin_verifier(family: str, password: str, context: str) -> str:

@@ -63,9 +63,7 @@ def test_scram_salt_is_stable_per_stack_and_differs_between_stacks() -> None:
     assert a != vmdb.admin_verifier("postgresql", "Lab-Admin#2026", CONTEXT.replace("dev", "prod"))
 
 
-def test_scram_refuses_non_ascii_passwords() -> None:
-    with pytest.raises(ValueError):
-        vmdb.scram_sha256_verifier("pässwort", b"0123456789abcdef")
+def test_vm_engines_refuse_non_ascii_passwords() -> None:
     assert vmdb.password_problem("pässwort", "admin")
     assert vmdb.password_problem("Lab-Admin#2026", "admin") is None
 
@@ -433,3 +431,55 @@ def test_policy_refuses_a_public_ip_on_the_db_vm(vm_plan) -> None:
 
     found = {(f.rule, f.name) for f in evaluate(mutated(plan, public))}
     assert ("no-public-ip-in-private-subnet", "lab-db-vm") in found
+
+
+# --- the SCRAM verifier creates a real role (PostgreSQL on loopback) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory):
+    from tests.servers import PostgreSQLServer
+
+    base = tmp_path_factory.mktemp("vmdb-pg")
+    server = PostgreSQLServer(base / "pg", make_tls_files(base / "tls")).prepare()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+postgres.starts_real_servers = True  # type: ignore[attr-defined]
+
+
+@pytest.mark.real_servers
+def test_admin_role_created_from_the_scram_verifier_logs_in_with_the_password(postgres) -> None:
+    import pg8000.native
+
+    flavor = postgresql_vm.FLAVOR
+    password = "Adm1n 'q\" #h $d \\b =e!"
+    s = settings(flavor, password, admin_user="VmAdmin", vcn_cidr="127.0.0.0/8", app_subnet_cidr="127.0.0.0/24")
+    body = vmdb.render_setup_script(flavor, s)
+    assert password not in body
+    sql = body.split("<<'EOF_SQL'\n", 1)[1].split("EOF_SQL", 1)[0]
+    select = sql.split("\\gexec", 1)[0]  # psql runs each row the SELECT returns (\\gexec); so does this test
+    admin = postgres.admin_connect()
+    try:
+        statements = [row[0] for row in admin.run(select)]
+        assert len(statements) == 1 and "PASSWORD 'SCRAM-SHA-256$4096:" in statements[0]
+        for statement in statements:
+            admin.run(statement)
+        assert admin.run(select) == []  # idempotent: a second run creates nothing
+        (stored,) = admin.run("SELECT rolcanlogin, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'VmAdmin'")
+        assert stored == [True, True, True]
+    finally:
+        admin.close()
+    conn = postgres.connect("VmAdmin", password)
+    try:
+        assert conn.run("SELECT current_user")[0][0] == "VmAdmin"
+        assert conn.run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")[0][0] is True
+    finally:
+        conn.close()
+    with pytest.raises(pg8000.native.DatabaseError) as wrong:
+        postgres.connect("VmAdmin", password + "x")
+    assert "28P01" in str(wrong.value)  # invalid_password
