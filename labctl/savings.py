@@ -21,7 +21,8 @@ bare metal compute instances as idle if, during a 7-day period, the following ar
 percentile is less than 20%; Network utilization is less than 20%; Memory utilization is less than 20% (applies to A1
 shapes only)" (OCI docs "Always Free Resources", section "Reclamation of Idle Compute Instances",
 https://docs.oracle.com/en-us/iaas/Content/FreeTier/freetier_topic-Always_Free_Resources.htm, quoted in
-althacker.news item 47293621). A lab VM runs a small app and a MySQL client: far under 20 % most of the week. The
+althacker.news item 47293621). A lab VM runs a small app and a client (or a lab database): far under 20 % most of
+the week. The
 same thread quotes Oracle's reclamation notice: "You can keep idle compute instances from being stopped by converting
 your account to Pay As You Go (PAYG)".
 """
@@ -198,7 +199,7 @@ def idle_warnings(resources: Sequence[Any], config: Mapping[str, str]) -> list[s
                 "Oracle stopped it"
             )
         else:
-            when = "a lab VM that only runs a small app and a MySQL client stays far below that most of the week"
+            when = "a lab VM (a small app, a client, a lab database) stays far below that most of the week"
         out.append(
             f"{r.name} ({shape}) is Always Free compute: Oracle may reclaim (stop) it after 7 days with CPU (95th "
             f"percentile), network{a1} under 20 % ({IDLE_DOC}, 'Reclamation of Idle Compute Instances'); {when}. "

@@ -344,3 +344,55 @@ def test_without_the_oci_sdk_the_cloud_source_says_how_to_install_it(class_dir, 
     assert usage(class_dir, "--period", "2026-10", "--tag-namespace", "dblab") == 2
     err = capsys.readouterr().err
     assert "pip install 'oci-dblab[usage]'" in err and "--offline" in err and "Traceback" not in err
+
+
+def test_per_student_tenancies_are_read_one_profile_each_and_attributed_to_their_student(tmp_path):
+    pytest.importorskip("oci")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    profiles = ""
+    for i in range(2):
+        profiles += (
+            f"[S{i}]\nuser=ocid1.user.oc1..aaaaaaaaexampleuser{i:015d}\n"
+            f"fingerprint=12:34:56:78:90:ab:cd:ef:12:34:56:78:90:ab:cd:e{i}\n"
+            f"tenancy=ocid1.tenancy.oc1..aaaaaaaaexampletenancy{i:012d}\nregion=ap-singapore-1\n"
+            f"key_file={tmp_path / 'key.pem'}\n"
+        )
+    (tmp_path / "config").write_text(profiles)
+    tenants: list[str] = []
+
+    class OciStandIn(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            tenants.append(body["tenantId"])
+            doc = json.dumps(answer((None, "Compute", 1.0 + len(tenants)))).encode()  # no tag: a whole tenancy
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(doc)))
+            self.end_headers()
+            self.wfile.write(doc)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OciStandIn)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        src = OciUsage(
+            "dblab",
+            ["S0", "S1"],
+            str(tmp_path / "config"),
+            f"http://127.0.0.1:{srv.server_address[1]}",
+            student_of_profile={"S0": "a0", "S1": "a1"},
+        )
+        items = src.costs(NOV)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert tenants == [f"ocid1.tenancy.oc1..aaaaaaaaexampletenancy{i:012d}" for i in range(2)]
+    assert [(i.student, i.amount) for i in items] == [("a0", 2.0), ("a1", 3.0)]
