@@ -1,9 +1,10 @@
 """``labctl local up|check|down|rules``: the run, its state file, and its clean-up.
 
 ``up`` plans the stack offline (as ``labctl plan`` does, with a per-run SSH key as ``sshPublicKey``), applies a
-drill if asked, builds the namespaces, starts sshd and MariaDB, runs the EnvFile provider from the internet
-namespace, proves every verdict by packets, and leaves the lab running. Any failure, Ctrl-C, SIGTERM or timeout
-removes everything the run made before returning. ``check`` repeats the provider step and the verdicts on the
+drill if asked, builds the namespaces, starts sshd and the server that plays the plan's DB engine (its
+``local_server``: MariaDB for the MySQL family, PostgreSQL for the PostgreSQL family), runs the EnvFile provider from
+the internet namespace, proves every verdict by packets, and leaves the lab running. Any failure, Ctrl-C, SIGTERM or
+timeout removes everything the run made before returning. ``check`` repeats the provider step and the verdicts on the
 running lab; ``down`` removes it; ``rules`` prints the nftables translation without building anything.
 
 State: ``<state dir>/<stack>.json`` (default ``/run/oci-dblab-local``, or ``$OCI_DBLAB_LOCAL_STATE``) records the
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.ocimodel import SUBNET
 from labctl import reach
 from labctl.cliconfig import load_stack
 from labctl.local import drills, netns, nft, servers, topology, verdicts
@@ -44,6 +46,7 @@ DEFAULT_STATE_DIR = Path("/run/oci-dblab-local")
 CHECK_TIMEOUT_S = 30
 DRILL_CHECK_TIMEOUT_S = 2
 SERVER_WAIT_S = 30.0
+MARIADB, POSTGRESQL = "mariadb", "postgresql"  # the engines' local_server values (engines/base.py)
 INSTALL_HINT = "on Debian/Ubuntu: sudo apt-get install iproute2 nftables openssh-server mariadb-server"
 
 
@@ -131,10 +134,13 @@ def cleanup(state: dict[str, Any]) -> list[str]:
     """Stop the run's processes, delete its namespaces and its run directory. Returns what could not be removed."""
     left: list[str] = []
     run_dir = state.get("runDir") or ""
-    for pid in state.get("pids", {}).values():
-        if run_dir:
-            servers.kill_recorded(int(pid), run_dir)
     prefix = f"dblab-{state.get('runId', '')}-" if state.get("runId") else None
+    for pid in state.get("pids", {}).values():
+        # every process of the run names the run id in its command line (run directory, or postgres' data directory)
+        if prefix or run_dir:
+            servers.kill_recorded(int(pid), prefix or run_dir)
+    if state.get("runId"):
+        left += servers.PostgreSQL.remove_homes(_pg_home_prefix(str(state["runId"])))
     names = list(state.get("namespaces", []))
     if prefix:
         names += [n for n in netns.existing(prefix) if n not in names]
@@ -268,31 +274,102 @@ def _hops(resources: Sequence[Any], topo: topology.Topology, ssh_port: int, db_p
     ]
 
 
+def local_server(resources: Sequence[Any]) -> str:
+    """Which loopback server plays the plan's database: its engine's ``local_server`` (the registry knows the engine
+    by the type of the resource that is its endpoint); MariaDB when the plan declares none."""
+    import engines
+
+    for r in resources:
+        engine = engines.engine_of_type(r.resource_type)
+        if engine is not None and r.resource_type == engine.endpoint_type:
+            return engine.local_server or MARIADB
+    return MARIADB
+
+
+def _pg_home_prefix(run_id: str) -> str:
+    # postgres runs as servers.PG_USER from a private directory under the system temp dir (it may not enter the run
+    # directory); its name carries the run id, so cleanup() finds it and kill_recorded() recognises the process
+    return f"dblab-{run_id}-pg-"
+
+
+def _app_subnet_cidr(resources: Sequence[Any], topo: topology.Topology) -> str:
+    """The app subnet's CIDR (pg_hba.conf lets only it in, as the DB VM's does); the app VM's /32 if not found."""
+    app = topo.host("app")
+    for r in resources:
+        if r.resource_type == SUBNET and r.name == app.subnet:
+            cidr = (r.props or {}).get("cidrBlock")
+            if isinstance(cidr, str) and cidr:
+                return cidr
+    return f"{app.address}/32"
+
+
+def _configured_server(opts: Options) -> str:
+    """The local server the stack's dbEngine asks for, read from its config before planning (MariaDB when unsure)."""
+    import engines
+
+    try:
+        merged = load_stack(opts.stack, opts.project_dir, opts.config_file)
+    except Exception:  # noqa: BLE001 - _plan reports a broken stack file with its message
+        return MARIADB
+    engine = engines.ENGINES.get(str(merged.values.get("oci-dblab:dbEngine", engines.DEFAULT)))
+    return (engine.local_server if engine is not None else None) or MARIADB
+
+
+def _installer(server: str, run_dir: Path, run_id: str) -> servers.MariaDB | servers.PostgreSQL:
+    """A launcher for the DB's one-time install only (start() uses a second one on the same folder, which reuses
+    what this one made)."""
+    if server == POSTGRESQL:
+        pg = servers.PostgreSQL(run_dir / "db", None, "", "", home_prefix=_pg_home_prefix(run_id))
+        pg.detach()  # its files outlive this object: start()'s launcher (or cleanup) owns them
+        return pg
+    return servers.MariaDB(run_dir / "db", None, "", "")
+
+
 def _start_servers(
-    run_dir: Path, topo: topology.Topology, inputs: dict[str, Any], pub: str, record: Callable[[str, int], None]
-) -> tuple[servers.MariaDB, servers.Sshd]:
+    run_dir: Path,
+    topo: topology.Topology,
+    inputs: dict[str, Any],
+    pub: str,
+    record: Callable[[str, int], None],
+    server: str = MARIADB,
+    hba_cidrs: Sequence[str] = (),
+) -> tuple[servers.MariaDB | servers.PostgreSQL, servers.Sshd]:
     db_host, app_host = topo.host("db"), topo.host("app")
     tls = servers.make_tls_files(run_dir / "tls", [str(inputs["dbHostname"]), "localhost"], [db_host.address])
     inputs["sslCa"] = str(tls.ca_cert)
-    mariadb = servers.MariaDB(
-        run_dir / "db",
-        tls,
-        admin_user=str(inputs["adminUser"]),
-        admin_password=str(inputs["adminPassword"]),
-        bind=db_host.address,
-        port=int(inputs["dbPort"]),
-        netns=db_host.ns,
-    ).prepare()
+    db: servers.MariaDB | servers.PostgreSQL
+    if server == POSTGRESQL:
+        db = servers.PostgreSQL(
+            run_dir / "db",
+            tls,
+            admin_user=str(inputs["adminUser"]),
+            admin_password=str(inputs["adminPassword"]),
+            bind=db_host.address,
+            port=int(inputs["dbPort"]),
+            netns=db_host.ns,
+            hba_cidrs=tuple(hba_cidrs) or (f"{app_host.address}/32",),
+            home_prefix=_pg_home_prefix(topo.names.run_id),
+        ).prepare()
+    else:
+        db = servers.MariaDB(
+            run_dir / "db",
+            tls,
+            admin_user=str(inputs["adminUser"]),
+            admin_password=str(inputs["adminPassword"]),
+            bind=db_host.address,
+            port=int(inputs["dbPort"]),
+            netns=db_host.ns,
+        ).prepare()
     sshd = servers.Sshd(
         run_dir / "sshd", [pub], bind=app_host.address, port=int(inputs["sshPort"]), netns=app_host.ns
     ).prepare()
-    mariadb.start(wait=0)
-    record("mariadbd", mariadb.pid or 0)
+    db.start(wait=0)
+    record("postgres" if server == POSTGRESQL else "mariadbd", db.pid or 0)
     sshd.start()
     record("sshd", sshd.pid or 0)
     netns.wait_port(app_host.ns, app_host.address, sshd.port, SERVER_WAIT_S, alive=lambda: sshd.running)
-    mariadb.wait_ready(SERVER_WAIT_S)
-    return mariadb, sshd
+    db.wait_ready(SERVER_WAIT_S)
+    return db, sshd
 
 
 def _provider_step(lab: Lab, run_dir: Path) -> dict[str, Any]:
@@ -379,10 +456,15 @@ def up(opts: Options) -> Outcome:
             _write_state(path, state)
             key = run_dir / "keys" / "id_ed25519"
             pub = servers.make_ssh_key(key, f"dblab-local-{run_id}")
-            # mariadb-install-db needs nothing from the plan: let it run meanwhile
-            installing = _Background(lambda: servers.MariaDB(run_dir / "db", None, "", "").install())
+            # the DB's install (mariadb-install-db / initdb) needs nothing from the plan: let it run meanwhile
+            guess = _configured_server(opts)
+            installing = _Background(lambda: _installer(guess, run_dir, run_id).install())
             t = time.monotonic()
             resources, admin_cidr, student = _plan(opts, pub, drill)
+            server = local_server(resources)
+            if server != guess:  # the plan knows better than the config file
+                installing.wait()
+                installing = _Background(lambda: _installer(server, run_dir, run_id).install())
             topo = topology.build(resources, admin_cidr, names, opts.stack, student_cidr=student)
             timings["plan"] = time.monotonic() - t
             inputs = topology.envfile_inputs(resources)
@@ -412,7 +494,9 @@ def up(opts: Options) -> Outcome:
                 _write_state(path, state)
 
             installing.result()
-            started_servers = _start_servers(run_dir, topo, inputs, authorized, record)
+            started_servers = _start_servers(
+                run_dir, topo, inputs, authorized, record, server, hba_cidrs=(_app_subnet_cidr(resources, topo),)
+            )
             timings["servers"] = time.monotonic() - t
             cases = verdicts.cases(resources, admin_cidr, topo)
             hops = _hops(resources, topo, int(inputs["sshPort"]), int(inputs["dbPort"]))

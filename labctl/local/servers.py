@@ -423,6 +423,7 @@ class Sshd(Managed):
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------------
 
+HOME_PREFIX = "dblab-pg-"  # the private directory under the system temp dir: <tmp>/dblab-pg-XXXXXXXX
 PG_USER = "dblab-pg"  # the unprivileged account our postgres runs as when we are root (.ci/services.sh adds it)
 # A throwaway lab database needs no durability (like FAST_INNODB): no fsyncs, small shared memory.
 FAST_PG = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "shared_buffers=16MB")
@@ -462,7 +463,7 @@ class PostgreSQL(Managed):
     def __init__(
         self,
         base: Path,
-        tls: TlsFiles,
+        tls: TlsFiles | None,
         admin_user: str,
         admin_password: str,
         bind: str = "127.0.0.1",
@@ -472,6 +473,7 @@ class PostgreSQL(Managed):
         init_sql: Sequence[tuple[str, str]] = (),
         settings: Sequence[str] = FAST_PG,
         max_connections: int = 20,
+        home_prefix: str = HOME_PREFIX,
     ) -> None:
         super().__init__(netns)
         self.base = base
@@ -484,6 +486,7 @@ class PostgreSQL(Managed):
         self.init_sql = tuple(init_sql)
         self.settings = tuple(settings)
         self.max_connections = max_connections
+        self.home_prefix = home_prefix  # the private directory's name starts with it (labctl local: the run id)
         self.log = base / "postgres.log"
         self.home: Path | None = None
         atexit.register(self.remove)
@@ -538,7 +541,7 @@ class PostgreSQL(Managed):
             return self
         bindir = pg_bindir()
         self._as_server_user()  # fail early with the clear message
-        self.home = Path(tempfile.mkdtemp(prefix="dblab-pg-"))
+        self.home = Path(tempfile.mkdtemp(prefix=self.home_prefix))
         try:
             self._give(self.home, 0o700)
             pwfile = self.home / "superuser.pw"
@@ -582,6 +585,8 @@ class PostgreSQL(Managed):
         """install(), the TLS files copied where the server user may read them, pg_hba.conf, the admin role."""
         self.install()
         assert self.home is not None
+        if self.tls is None:
+            raise ServerError("PostgreSQL needs TLS files (the lab requires TLS)")
         for src, name, mode in (
             (self.tls.server_cert, "server.crt", 0o644),
             (self.tls.server_key, "server.key", 0o600),
@@ -684,11 +689,22 @@ class PostgreSQL(Managed):
         super().detach()
         atexit.unregister(self.remove)
 
+    @staticmethod
+    def remove_homes(prefix: str) -> list[str]:
+        """Delete every private directory ``<tmp>/<prefix>*`` (after a crash, when no object remembers them);
+        returns what could not be removed. ``prefix`` must name one run (``labctl local``: ``dblab-<run id>-pg-``)."""
+        left = []
+        for home in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+            shutil.rmtree(home, ignore_errors=True)
+            if home.exists():
+                left.append(str(home))
+        return left
+
     def remove(self) -> None:
         """Stop the server and delete its private directory (data, socket, TLS copies)."""
         self.stop()
         home, self.home = self.home, None
-        if home is not None and home.name.startswith("dblab-pg-"):
+        if home is not None and home.name.startswith(self.home_prefix):
             shutil.rmtree(home, ignore_errors=True)
             (self.base / "home").unlink(missing_ok=True)
 
