@@ -239,7 +239,11 @@ def endpoints(resources: Sequence[Any]) -> list[EndpointModel]:
         net = ocimodel.peek(r.props, "networkDetails")
         ip = ocimodel.peek(net, "primaryDbEndpointPrivateIp")
         if ip is None:
-            ip = ocimodel.peek(ocimodel.peek_output(r, "networkDetails"), "primaryDbEndpointPrivateIp")
+            # the service picks it (Optional+Computed): only the outputs know it (peek_output would stop at the
+            # declared networkDetails, which has no IP)
+            ip = ocimodel.peek(
+                ocimodel.peek(getattr(r, "outputs", None), "networkDetails"), "primaryDbEndpointPrivateIp"
+            )
         out.append(
             EndpointModel(
                 name=r.name,

@@ -85,7 +85,19 @@ def test_postgresql_plays_the_db_in_its_namespace_and_the_app_vm_reaches_it_thro
     assert not any(servers.alive(int(p)) for p in state["pids"].values())
 
 
-def test_the_plan_names_the_local_server_through_the_engine_registry():
+def test_the_plan_names_the_local_server_through_the_engine_registry(tmp_path: Path):
     plan = command._plan(command.Options(stack="dev"), None, None)[0]
     assert command.local_server(plan) == command.MARIADB  # the dev stack is MySQL HeatWave: MariaDB plays it
     assert command.local_server([]) == command.MARIADB
+    # a stack on OCI Database with PostgreSQL: PostgreSQL plays it, at the private IP the (mock) service handed out
+    dev = (command.REPO_ROOT / "Pulumi.dev.yaml").read_text()
+    config = tmp_path / "Pulumi.pg.yaml"
+    config.write_text(
+        dev.replace("  oci-dblab:studentId: dev\n", "  oci-dblab:studentId: dev\n  oci-dblab:dbEngine: postgresql\n")
+    )
+    opts = command.Options(stack="pg", config_file=config)
+    assert command._configured_server(opts) == command.POSTGRESQL
+    resources, admin_cidr, student = command._plan(opts, None, None)
+    assert command.local_server(resources) == command.POSTGRESQL
+    topo = topology.build(resources, admin_cidr, topology.Names("000000"), "pg", student_cidr=student)
+    assert topo.db_ports == (5432,) and topo.host("db").address.startswith("10.0.")
