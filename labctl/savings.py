@@ -112,7 +112,7 @@ def _saved(lines: Sequence[estimate.CostLine], off_share: float) -> tuple[float 
     Per item (OCPU, memory, ECPU) the free and paid lines are one quantity: the free part is what the Always Free pool
     gave it, so running fewer hours first gives back paid hours, and only the paid ones are saved.
     """
-    if any(ln.note == estimate.NOT_PRICED for ln in lines):
+    if not lines or any(ln.note == estimate.NOT_PRICED for ln in lines):  # no line at all is unknown, never free
         return None, False
     items: dict[str, list[estimate.CostLine]] = {}
     for ln in lines:

@@ -124,3 +124,20 @@ def test_plan_json_carries_the_saving(tmp_path, capsys):
     assert main(["plan", "--stack", "y", "--config", str(f), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["labHours"]["savedWithDbStopStartUsd"] > 0 and doc["labHours"]["savedBySchedulesUsd"] == 0.0
+
+
+def test_a_stopped_resource_without_any_price_line_is_unknown_never_free():
+    from labctl.savings import _saved
+
+    assert _saved([], 0.7) == (None, False)
+    line = estimate.CostLine("db", "t", "x DB system", 1, "DB system", 0.0, 0.0, False, estimate.NOT_PRICED)
+    assert _saved([line], 0.7) == (None, False)
+    free = estimate.CostLine("db", "t", "ECPU", 100, "ECPU-hour", 0.1, 0.0, True, "Always Free")
+    assert _saved([free], 0.7) == (0.0, False)
+
+
+def test_a_paid_engine_is_never_shown_as_an_always_free_saving(tmp_path):
+    rep = plan(tmp_path, labHours=HOURS, dbEngine="postgresql")  # OCI Database with PostgreSQL: no Always Free shape
+    [db] = [ln for ln in rep["labHours"]["lines"] if ln["how"].startswith("labctl class stop")]
+    assert db["monthly_saved"] is None or db["monthly_saved"] > 0
+    assert "Always Free" not in db["note"]
