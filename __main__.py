@@ -113,6 +113,7 @@ if cfg.connection_check:
             remote_dir=app.app_dir,
             ssh_private_key_path=cfg.ssh_private_key_path or "",
             check_timeout_seconds=cfg.check_timeout_seconds,
+            db_engine=cfg.db_engine,
         ),
     )
     pulumi.export("envFile", {"local": env.path, "remote": env.remote_path})

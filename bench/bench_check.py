@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
 
 from components import envcheck  # noqa: E402
 from components.envfile import PROVIDER_VERSION, EnvFileProvider  # noqa: E402
+from engines import mysqlcheck  # noqa: E402
 from tests.delayproxy import DelayProxy  # noqa: E402
 from tests.servers import (  # noqa: E402
     ADMIN_PASSWORD,
@@ -259,7 +260,7 @@ def main() -> None:
                 sock = socket.create_connection((LOOPBACK, port), timeout=10)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 target = envcheck.DbTarget(LOOPBACK, port, SERVER_HOSTNAME, "REQUIRED")
-                conn = envcheck.mysql_over(sock, target, APP_USER, APP_PASSWORD, DB_NAME, 10, ctx)
+                conn = mysqlcheck.mysql_over(sock, target, APP_USER, APP_PASSWORD, DB_NAME, 10, ctx)
                 with conn.cursor() as cur:
                     cur.execute("SELECT 1")
                 conn.close()

@@ -11,8 +11,9 @@ What the provider does (the logic itself is in ``components/envcheck.py``, plain
 * **create**: over SSH to the app VM and a tunnel from there to the DB's private IP, the admin creates the lab
   database (``dbName``) and an app user limited to it (TLS required); the app user's session is then checked
   (``SELECT 1``, version, ``CURRENT_USER()``, TLS cipher, create/drop a table). When the check passes the
-  ``.env`` (DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, DB_HOSTNAME, DB_SSL_MODE — app user, never the
-  admin) is written on the VM in ``remoteDir`` over SFTP and locally at ``localPath``, both mode 0600.
+  ``.env`` (the same keys for every engine, ``engines.base.DOTENV_KEYS``: DB_ENGINE, DB_HOST, DB_PORT, DB_NAME,
+  DB_USER, DB_PASSWORD, DB_SSL_MODE, DATABASE_URL — app user, never the admin) is written on the VM in
+  ``remoteDir`` over SFTP and locally at ``localPath``, both mode 0600.
 * **diff**: never replaces; any change to an input (or to the provider version) is an update.
 * **update**: same as create (passwords reset, grants reset, files rewritten, check re-run); a renamed app user
   is dropped, files at an old location are removed.
@@ -51,9 +52,10 @@ from pulumi.dynamic import (
 )
 from pulumi.output import Unknown
 
+import engines
 from components import envcheck
 
-PROVIDER_VERSION = "1"
+PROVIDER_VERSION = "2"  # 2: the engine's adapter does the check; the .env has the engine-neutral keys
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN: a value not known in preview
 # Every sentinel the engine may send for an unknown value, one per type (pulumi/pulumi
 # sdk/go/common/resource/plugin/rpc.go UnknownBoolValue ... UnknownObjectValue). The SDK's host turns only the
@@ -72,6 +74,7 @@ UNKNOWN_SENTINELS: frozenset[str] = frozenset(
 
 # python attribute name -> property name the provider sees (inputs first, then outputs)
 _INPUT_NAMES: dict[str, str] = {
+    "db_engine": "dbEngine",
     "app_host": "appHost",
     "ssh_user": "sshUser",
     "db_host": "dbHost",
@@ -101,7 +104,8 @@ INPUT_KEYS: tuple[str, ...] = tuple(_INPUT_NAMES.values())
 SECRET_KEYS: tuple[str, ...] = ("adminPassword", "appPassword")
 DEFAULTS: dict[str, Any] = {
     "sshPort": 22,
-    "sslMode": "REQUIRED",
+    "dbEngine": engines.DEFAULT,
+    "sslMode": "",  # "": the engine's (Engine.ssl_mode)
     "sslCa": "",
     "checkTimeoutSeconds": 600,
     "localPath": ".env",
@@ -147,7 +151,7 @@ def normalize(props: dict[str, Any]) -> dict[str, Any]:
     """Defaults filled in, integers as int, strings stripped; unknown values left as they are."""
     out = dict(props)
     for key, default in DEFAULTS.items():
-        if out.get(key) is None or (key != "sshPrivateKeyPath" and key != "sslCa" and out.get(key) == ""):
+        if out.get(key) is None or (key not in ("sshPrivateKeyPath", "sslCa", "sslMode") and out.get(key) == ""):
             out[key] = default
     for key in ("dbPort", "sshPort", "checkTimeoutSeconds"):
         if not is_unknown(out.get(key)):
@@ -155,6 +159,7 @@ def normalize(props: dict[str, Any]) -> dict[str, Any]:
             if number is not None:
                 out[key] = number
     for key in (
+        "dbEngine",
         "appHost",
         "sshUser",
         "dbHost",
@@ -170,7 +175,13 @@ def normalize(props: dict[str, Any]) -> dict[str, Any]:
     ):
         value = out.get(key)
         if isinstance(value, str) and not is_unknown(value):
-            out[key] = value.strip() if key != "sslMode" else value.strip().upper()
+            out[key] = value.strip() if key != "dbEngine" else value.strip().lower()
+    engine = engines.ENGINES.get(out.get("dbEngine")) if isinstance(out.get("dbEngine"), str) else None
+    mode = out.get("sslMode")
+    if engine is not None and isinstance(mode, str) and not is_unknown(mode):
+        # the engine's own spelling (REQUIRED for MySQL, require for PostgreSQL), whatever the case given
+        modes = {m.lower(): m for m in engine.ssl_modes or (engine.ssl_mode,)}
+        out["sslMode"] = modes.get(mode.lower(), mode) if mode else engine.ssl_mode
     return out
 
 
@@ -230,8 +241,12 @@ def validate(props: dict[str, Any]) -> list[tuple[str, str]]:
         if problem:
             problems.append(("localPath", problem))
 
-    if known("sslMode") and props.get("sslMode") not in envcheck.SSL_MODES:
-        problems.append(("sslMode", f"sslMode must be one of {', '.join(envcheck.SSL_MODES)}, e.g. REQUIRED"))
+    engine = engines.ENGINES.get(props.get("dbEngine")) if known("dbEngine") else None
+    if known("dbEngine") and engine is None:
+        problems.append(("dbEngine", f"dbEngine must be one of {', '.join(engines.ENGINES)}, e.g. {engines.DEFAULT}"))
+    modes = (engine.ssl_modes or (engine.ssl_mode,)) if engine is not None else ()
+    if engine is not None and known("sslMode") and props.get("sslMode") not in modes:
+        problems.append(("sslMode", f"sslMode must be one of {', '.join(modes)}, e.g. {engine.ssl_mode}"))
     if known("sslCa") and props.get("sslCa") and not Path(str(props["sslCa"])).expanduser().is_file():
         problems.append(("sslCa", f"sslCa: no CA bundle at {props['sslCa']}"))
 
@@ -321,18 +336,19 @@ def _request(props: dict[str, Any], previous_app_user: str | None = None) -> env
             previous_app_user=previous_app_user,
         ),
         timeout_s=float(props["checkTimeoutSeconds"]),
+        engine=props["dbEngine"],
     )
 
 
 def _dotenv(props: dict[str, Any]) -> str:
     return envcheck.render_dotenv(
         envcheck.env_values(
+            engine=engines.get(props["dbEngine"]),
             db_host=props["dbHost"],
             db_port=int(props["dbPort"]),
             db_name=props["dbName"],
             app_user=props["appUser"],
             app_password=props["appPassword"],
-            db_hostname=props["dbHostname"],
             ssl_mode=props["sslMode"],
         )
     )
@@ -434,7 +450,7 @@ class EnvFileArgs:
     ssh_user: pulumi.Input[str]  # "opc" on Oracle Linux
     db_host: pulumi.Input[str]  # DB private IP (tunnel destination, DB_HOST)
     db_port: pulumi.Input[int]
-    db_hostname: pulumi.Input[str]  # FQDN, DB_HOSTNAME
+    db_hostname: pulumi.Input[str]  # FQDN (the TLS server name for the identity-checking modes)
     db_name: pulumi.Input[str]
     admin_user: pulumi.Input[str]
     admin_password: pulumi.Input[str]  # secret
@@ -444,9 +460,10 @@ class EnvFileArgs:
     remote_dir: pulumi.Input[str]  # app dir on the VM, e.g. "/home/opc/app"
     ssh_private_key_path: pulumi.Input[str]  # a PATH; "" means the first of ~/.ssh/id_ed25519, id_ecdsa, id_rsa
     ssh_port: pulumi.Input[int] = 22
-    ssl_mode: pulumi.Input[str] = "REQUIRED"  # REQUIRED | VERIFY_CA | VERIFY_IDENTITY
+    ssl_mode: pulumi.Input[str] = ""  # one of the engine's ssl_modes; "" = its default (MySQL: REQUIRED)
     check_timeout_seconds: pulumi.Input[int] = 600
-    ssl_ca: pulumi.Input[str] = ""  # CA bundle path for VERIFY_*; "" = system trust store
+    ssl_ca: pulumi.Input[str] = ""  # CA bundle path for the verifying modes; "" = system trust store
+    db_engine: pulumi.Input[str] = ""  # the dbEngine (its check adapter and .env); "" = the registry's default
 
 
 class EnvFile(Resource, module="dblab", name="EnvFile"):

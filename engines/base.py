@@ -88,7 +88,7 @@ class Engine:
     reserved_users: frozenset[str]  # user names the engine refuses for the admin (and the app user)
     reserved_db_names: frozenset[str]  # system schemas / databases dbName may not be
     password_specials: str  # specials generated passwords use (accepted by the engine, safe in shells/URLs/.env)
-    ssl_mode: str  # what DB_SSL_MODE says (the engine's client spelling)
+    ssl_mode: str  # what DB_SSL_MODE says by default (the engine's client spelling)
     url_scheme: str  # DATABASE_URL scheme
     hostname_label: str  # DNS label of the DB endpoint in the private subnet
     resource_types: frozenset[str]  # type tokens ONLY this engine names
@@ -105,6 +105,8 @@ class Engine:
     prices: Mapping[str, Any] = field(default_factory=dict)
     durations: Mapping[str, Any] = field(default_factory=dict)
     local_server: str | None = None  # which loopback server plays it ("mariadb" | "postgresql")
+    # every TLS mode the check accepts for this engine (EnvFile sslMode), in its spelling; () = only ssl_mode
+    ssl_modes: tuple[str, ...] = ()
     # How the builder honours config dbState (labctl class stop|start), with its source; "" = it cannot stop the DB
     # (config refuses dbState INACTIVE rather than report a stop that did not happen).
     stop_via: str = ""

@@ -130,6 +130,12 @@ SIZING: tuple[dict[str, Any], ...] = (
 )
 
 
+def _adapter() -> Any:
+    from engines import mysqlcheck
+
+    return mysqlcheck.adapter()
+
+
 def backup_and_deletion(args: Any) -> tuple[Any, Any]:
     """The ``backup_policy`` and ``deletion_policies`` to send for ``args.shape`` (None: leave the property out).
 
@@ -248,6 +254,7 @@ ENGINE = Engine(
     password_problem=password_rule(8, 32),
     password_specials=GENERATED_PASSWORD_SPECIALS,
     ssl_mode="REQUIRED",
+    ssl_modes=("REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"),  # engines/mysqlcheck.py tls_context
     url_scheme="mysql",
     hostname_label=HOSTNAME_LABEL,
     resource_types=frozenset({DB_SYSTEM, SHAPES_TOKEN}),
@@ -278,6 +285,7 @@ ENGINE = Engine(
     local_server="mariadb",
     stop_via="the DB system's state ACTIVE|INACTIVE (pulumi_oci 5.5.0 mysql/mysql_db_system.py:129)",
     build=build,
+    adapter=_adapter,  # the mysql family's check adapter (engines/mysqlcheck.py, pymysql)
     endpoints=endpoints,
     backup_problem=backup_problem,
     mock_outputs=mock_outputs,

@@ -16,7 +16,9 @@ import pymysql
 import pytest
 from dotenv import dotenv_values
 
+import engines
 from components import envcheck
+from engines import mysqlcheck
 
 AWKWARD = [
     "plain",
@@ -71,18 +73,34 @@ def test_every_awkward_value_survives_a_python_dotenv_round_trip(interpolate: bo
     assert parsed == values
 
 
-def test_env_values_hold_the_seven_keys_for_the_app_user():
+@pytest.mark.parametrize("name", sorted(engines.ENGINES))
+def test_env_values_hold_the_same_eight_keys_for_the_app_user_whatever_the_engine(name):
+    engine = engines.get(name)
     values = envcheck.env_values(
+        engine=engine,
         db_host="10.0.2.15",
-        db_port=3306,
+        db_port=engine.port,
         db_name="lab",
         app_user="lab_app",
         app_password="pw'1",
-        db_hostname="labdb.example",
-        ssl_mode="REQUIRED",
+        ssl_mode=engine.ssl_mode,
     )
-    assert tuple(values) == envcheck.DOTENV_KEYS
-    assert values["DB_USER"] == "lab_app" and values["DB_PORT"] == "3306"
+    assert (
+        tuple(values)
+        == envcheck.DOTENV_KEYS
+        == (
+            "DB_ENGINE",
+            "DB_HOST",
+            "DB_PORT",
+            "DB_NAME",
+            "DB_USER",
+            "DB_PASSWORD",
+            "DB_SSL_MODE",
+            "DATABASE_URL",
+        )
+    )
+    assert values["DB_ENGINE"] == name and values["DB_USER"] == "lab_app" and values["DB_PORT"] == str(engine.port)
+    assert values["DATABASE_URL"].startswith(f"{engine.url_scheme}://lab_app:pw%271@10.0.2.15:{engine.port}/lab?")
     parsed = dotenv_values(stream=io.StringIO(envcheck.render_dotenv(values)))
     assert parsed == values
 
@@ -156,7 +174,7 @@ def test_remote_env_path(remote_dir: str, expected: str):
 
 def test_app_user_gets_a_fixed_privilege_list_on_its_database_only():
     acc = envcheck.Accounts("lab", "admin", "a", "lab_app", "p'w%s")
-    statements = envcheck.app_user_statements(acc)
+    statements = mysqlcheck.app_user_statements(acc)
     sql = [s for s, _ in statements]
     grant = next(s for s in sql if s.startswith("GRANT"))
     assert grant == (
@@ -173,10 +191,10 @@ def test_app_user_gets_a_fixed_privilege_list_on_its_database_only():
 
 
 def test_renamed_app_user_is_dropped_but_never_the_admin():
-    renamed = envcheck.app_user_statements(envcheck.Accounts("lab", "admin", "a", "new_app", "p", "old_app"))
+    renamed = mysqlcheck.app_user_statements(envcheck.Accounts("lab", "admin", "a", "new_app", "p", "old_app"))
     assert renamed[0] == ("DROP USER IF EXISTS 'old_app'@'%%'", ())
     for previous in ("admin", "new_app", None):
-        sql = envcheck.app_user_statements(envcheck.Accounts("lab", "admin", "a", "new_app", "p", previous))
+        sql = mysqlcheck.app_user_statements(envcheck.Accounts("lab", "admin", "a", "new_app", "p", previous))
         assert not any(s.startswith("DROP") for s, _ in sql)
 
 
@@ -185,7 +203,7 @@ def test_renamed_app_user_is_dropped_but_never_the_admin():
 )
 def test_unsafe_names_never_reach_sql(db_name: str, user: str):
     with pytest.raises(ValueError):
-        envcheck.app_user_statements(envcheck.Accounts(db_name, "admin", "a", user, "p"))
+        mysqlcheck.app_user_statements(envcheck.Accounts(db_name, "admin", "a", user, "p"))
 
 
 def test_accounts_repr_hides_passwords():
@@ -197,11 +215,11 @@ def test_accounts_repr_hides_passwords():
 
 
 def test_tls_modes():
-    required = envcheck.tls_context(envcheck.DbTarget("10.0.0.5", 3306, "db", "REQUIRED"))
+    required = mysqlcheck.tls_context(envcheck.DbTarget("10.0.0.5", 3306, "db", "REQUIRED"))
     assert required.verify_mode == ssl.CERT_NONE and not required.check_hostname
-    verify_ca = envcheck.tls_context(envcheck.DbTarget("10.0.0.5", 3306, "db", "VERIFY_CA"))
+    verify_ca = mysqlcheck.tls_context(envcheck.DbTarget("10.0.0.5", 3306, "db", "VERIFY_CA"))
     assert verify_ca.verify_mode == ssl.CERT_REQUIRED and not verify_ca.check_hostname
-    identity = envcheck.tls_context(envcheck.DbTarget("10.0.0.5", 3306, "db", "VERIFY_IDENTITY"))
+    identity = mysqlcheck.tls_context(envcheck.DbTarget("10.0.0.5", 3306, "db", "VERIFY_IDENTITY"))
     assert identity.verify_mode == ssl.CERT_REQUIRED and identity.check_hostname
     assert required.minimum_version >= ssl.TLSVersion.TLSv1_2
 
@@ -392,4 +410,4 @@ class _Greeting:
     ],
 )
 def test_server_version_reads_like_select_version(greeting: str, expected: str):
-    assert envcheck.server_version(_Greeting(greeting)) == expected
+    assert mysqlcheck.server_version(_Greeting(greeting)) == expected

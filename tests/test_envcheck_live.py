@@ -21,6 +21,7 @@ import pymysql
 import pytest
 
 from components import envcheck
+from engines import mysqlcheck
 from tests.servers import (
     ADMIN_PASSWORD,
     ADMIN_USER,
@@ -143,14 +144,14 @@ def test_each_login_is_one_batch_of_sql_no_set_names_and_tls_read_from_the_socke
 
 def test_the_tls_cipher_reported_is_the_one_the_server_sees(servers: Servers, tmp_path: Path):
     req = servers.request(tmp_path)
-    ctx = envcheck.tls_context(req.db)
+    ctx = mysqlcheck.tls_context(req.db)
     sock = socket.create_connection((LOOPBACK, servers.db.port), timeout=5)
-    conn = envcheck.mysql_over(sock, req.db, ADMIN_USER, ADMIN_PASSWORD, None, 5, ctx)
+    conn = mysqlcheck.mysql_over(sock, req.db, ADMIN_USER, ADMIN_PASSWORD, None, 5, ctx)
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
             server_side = {k: v for k, v in cur.fetchall()}
-        assert envcheck.session_tls(conn) == (server_side["Ssl_version"], server_side["Ssl_cipher"])
+        assert mysqlcheck.session_tls(conn) == (server_side["Ssl_version"], server_side["Ssl_cipher"])
     finally:
         conn.close()
 
@@ -161,7 +162,7 @@ def test_the_tls_cipher_reported_is_the_one_the_server_sees(servers: Servers, tm
 def _probe_that_waits_for_the_staged_file(
     directory: Path, seen: dict[str, Any], fail: BaseException | None = None
 ) -> Callable[[pymysql.Connection, str], dict[str, object]]:
-    real = envcheck.probe_app
+    real = mysqlcheck.probe_app
 
     def probe(conn: pymysql.Connection, db_name: str) -> dict[str, object]:
         seen["staged"] = _wait_for_staged(directory)
@@ -180,7 +181,7 @@ def test_env_is_staged_during_the_sql_and_renamed_only_after_the_check_passed(
     remote = tmp_path / "vm" / "app"
     remote.mkdir(parents=True)
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(envcheck, "probe_app", _probe_that_waits_for_the_staged_file(remote, seen))
+    monkeypatch.setattr(mysqlcheck, "probe_app", _probe_that_waits_for_the_staged_file(remote, seen))
     report, path = envcheck.run_check(
         servers.request(tmp_path), envcheck.StagedUpload(str(remote), "DB_USER='lab_app'\n")
     )
@@ -201,7 +202,7 @@ def test_a_failed_check_removes_the_staged_file_and_keeps_the_old_env(
     (remote / ".env").write_text("OLD=1\n")
     seen: dict[str, Any] = {}
     denied = pymysql.err.OperationalError(1142, "CREATE command denied to user 'lab_app'")
-    monkeypatch.setattr(envcheck, "probe_app", _probe_that_waits_for_the_staged_file(remote, seen, denied))
+    monkeypatch.setattr(mysqlcheck, "probe_app", _probe_that_waits_for_the_staged_file(remote, seen, denied))
     with pytest.raises(envcheck.CheckFailed) as failed:
         envcheck.run_check(servers.request(tmp_path), envcheck.StagedUpload(str(remote), "NEW=1\n"))
     assert failed.value.diagnosis.hop == envcheck.HOP_APP and failed.value.diagnosis.cause == "privileges"
@@ -239,14 +240,14 @@ def test_a_failed_admin_abandons_the_preopened_app_session_and_stages_nothing(se
 def test_a_preopened_session_that_waited_too_long_is_replaced_by_a_fresh_login(
     servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    real = envcheck.ensure_app_user
+    real = mysqlcheck.ensure_app_user
 
     def slow_admin(conn: pymysql.Connection, acc: envcheck.Accounts) -> None:
         time.sleep(0.5)
         real(conn, acc)
 
     monkeypatch.setattr(envcheck, "PREOPEN_MAX_WAIT_S", 0.05)
-    monkeypatch.setattr(envcheck, "ensure_app_user", slow_admin)
+    monkeypatch.setattr(mysqlcheck, "ensure_app_user", slow_admin)
     result: dict[str, Any] = {}
 
     def run() -> None:
@@ -298,7 +299,7 @@ def test_only_the_first_attempt_preopens_so_retries_leave_no_interrupted_session
 ):
     """An abandoned pre-opened session counts towards the DB's max_connect_errors; a retry loop must not add
     one per attempt."""
-    real_admin = envcheck.ensure_app_user
+    real_admin = mysqlcheck.ensure_app_user
     calls = {"admin": 0, "preopened": 0}
 
     def admin_lost_once(conn: pymysql.Connection, acc: envcheck.Accounts) -> None:
@@ -312,7 +313,7 @@ def test_only_the_first_attempt_preopens_so_retries_leave_no_interrupted_session
             calls["preopened"] += 1
             super().__init__(*args)
 
-    monkeypatch.setattr(envcheck, "ensure_app_user", admin_lost_once)
+    monkeypatch.setattr(mysqlcheck, "ensure_app_user", admin_lost_once)
     monkeypatch.setattr(envcheck, "_AppLogin", CountedAppLogin)
     result: dict[str, Any] = {}
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import paramiko
 import pymysql
@@ -127,13 +128,15 @@ def test_create_writes_both_env_files_0600_and_the_check_passes(lab: Lab, tmp_pa
     assert result.id.startswith("envfile-")
 
     expected = {
+        "DB_ENGINE": "mysql",
         "DB_HOST": LOOPBACK,
         "DB_PORT": str(lab.db.port),
         "DB_NAME": "lab",
         "DB_USER": "lab_app",
         "DB_PASSWORD": APP_PASSWORD,
-        "DB_HOSTNAME": SERVER_HOSTNAME,
         "DB_SSL_MODE": "REQUIRED",
+        "DATABASE_URL": f"mysql://lab_app:{quote(APP_PASSWORD, safe='')}@{LOOPBACK}:{lab.db.port}/lab"
+        "?ssl-mode=REQUIRED",
     }
     local, remote = Path(outs["path"]), Path(outs["remotePath"])
     assert local == (tmp_path / "project" / ".env").resolve()

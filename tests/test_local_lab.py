@@ -93,7 +93,7 @@ def test_up_check_down_of_the_default_stack(runs: Runs):
             assert stat.S_IMODE(env.stat().st_mode) == 0o600
             values = dotenv_values(env)
             assert values["DB_HOST"] == "10.0.1.2" and values["DB_USER"] == "lab_app"
-            assert values["DB_HOSTNAME"] == "mysql.priv.labvcn.oraclevcn.com"
+            assert values["DB_ENGINE"] == "mysql" and values["DATABASE_URL"].startswith("mysql://lab_app:")
         # the servers run inside their namespaces, on the private IPs, and survive the end of `up`
         for pid in state["pids"].values():
             assert servers.alive(int(pid))

@@ -306,7 +306,7 @@ def test_a_stacks_life_up_same_update_refresh_destroy(
     for f in (local, remote):
         values = dotenv_values(f)
         assert values["DB_USER"] == "lab_app" and values["DB_PASSWORD"] == APP_PASSWORD
-        assert values["DB_PORT"] == str(servers.db.port) and values["DB_HOSTNAME"] == SERVER_HOSTNAME
+        assert values["DB_PORT"] == str(servers.db.port) and values["DB_ENGINE"] == "mysql"
         assert _mode(f) == 0o600
         assert ADMIN_PASSWORD not in f.read_text()
     assert _app_users(servers.db) == ["lab_app"]
