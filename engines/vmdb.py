@@ -317,6 +317,19 @@ def build_db_vm(flavor: Flavor, db: Any, name: str, args: Any) -> Any:
     missing = [k for k in ("app_subnet_cidr", "vcn_cidr", "ssh_public_key", "db_name") if not getattr(args, k, None)]
     if missing:
         raise ValueError(f"the {flavor.engine} engine needs DatabaseArgs {', '.join(missing)}")
+    ignored = [
+        k
+        for k, v in (
+            ("dbBackupRetentionDays", args.backup_retention_days),
+            ("dbDeletionProtection", args.deletion_protection),
+        )
+        if v
+    ]
+    if ignored:
+        pulumi.log.warn(
+            f"{', '.join(ignored)}: set for {flavor.engine}, but they configure a managed DB system; a DB VM has no "
+            "automatic backups (dump the lab database yourself, e.g. mysqldump or pg_dump from the app VM)"
+        )
     # Salt context: this stack's Database component, so the verifier (and user_data) is the same on every run.
     context = f"{pulumi.get_project()}/{pulumi.get_stack()}/{name}"
 
@@ -410,8 +423,43 @@ def vm_engine(flavor: Flavor, **spec: Any) -> Any:
         "free_pools": {"e2_micro_instances": 1},  # on the default shape; A1 Flex uses the A1 pool instead
         "local_server": "mariadb" if flavor.family == "mysql" else "postgresql",
         "needs_os_repositories": True,
+        "sizing": {"facts": SIZING},
         "build": build,
         "endpoints": _endpoints_for(flavor),
     }
     fields.update(spec)
     return Engine(**fields)
+
+
+# Elastic sizing (labctl/sizing.py): facts of the OCI Terraform provider that pulumi-oci 5.5.0 wraps.
+_PROVIDER = "terraform-provider-oci v8.28.0 internal/service/core/core_instance_resource.go"
+SIZING: tuple[dict[str, Any], ...] = (
+    {
+        "key": "dbShape",
+        "resource_type": INSTANCE,
+        "prop": "shape",
+        "in_place": True,
+        "source": f"{_PROVIDER}:795 `shape` Optional+Computed, no ForceNew; sent in UpdateInstance by "
+        "updateOptionsViaWorkRequest (:4244, shape at :4263)",
+        "note": "the DB VM reboots into the new shape",
+    },
+    {
+        "key": "dbStorageGbs",
+        "resource_type": INSTANCE,
+        "prop": "sourceDetails.bootVolumeSizeInGbs",
+        "in_place": True,
+        "source": f"{_PROVIDER}:920 `source_details.boot_volume_size_in_gbs` Optional+Computed, no ForceNew; resized "
+        "by mapToUpdateInstanceBootVolumeSizeInGbs (:4149)",
+        "note": "grow only; then extend the file system on the DB VM (sudo /usr/libexec/oci-growfs -y)",
+    },
+)
+
+
+def is_db_vm_engine(engine: Any) -> bool:
+    """Whether ``engine``'s database is a DB VM (counted and priced as an instance: preflight, estimate)."""
+    return getattr(engine, "endpoint_type", None) == INSTANCE
+
+
+def db_vm_size(shape: str) -> tuple[float | None, float | None]:
+    """(OCPUs, memory GB) the DB VM is launched with on ``shape``: the Flex size, or (None, None) for a fixed shape."""
+    return (FLEX_OCPUS, FLEX_MEMORY_GBS) if shape.endswith(".Flex") else (None, None)

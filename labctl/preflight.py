@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from components.config import ConfigError, LabConfig, parse_config
+from engines import vmdb
 from labctl import estimate
 from labctl.roster import ClassConfig, RosterError, RosterProblem, Student, short_keys, student_config
 
@@ -128,13 +129,14 @@ def _group_key(mode: str, s: Student, cfg: LabConfig) -> str:
 def _tenancy(key: str, members: list[tuple[Student, LabConfig]]) -> TenancyReport:
     free = estimate.FreeTier()
     lines: list[estimate.CostLine] = []
-    ocpus = mem = storage = 0.0
+    ocpus = mem = storage = boot_total = 0.0
     micro = a1_ocpu = a1_mem = free_dbs = 0.0
+    db_vms = 0
     boot = estimate.price_table()["block_volume"]["default_boot_volume_gbs"]
     for s, cfg in members:
         o = cfg.app_ocpus or 1.0
         m = cfg.app_memory_gbs or (1.0 if not cfg.is_flex else 6.0)
-        ocpus, mem, storage = ocpus + o, mem + m, storage + boot + cfg.db_storage_gbs
+        ocpus, mem, storage, boot_total = ocpus + o, mem + m, storage + boot + cfg.db_storage_gbs, boot_total + boot
         if cfg.app_shape == "VM.Standard.E2.1.Micro":
             micro += 1
         if cfg.app_shape == "VM.Standard.A1.Flex":
@@ -143,7 +145,19 @@ def _tenancy(key: str, members: list[tuple[Student, LabConfig]]) -> TenancyRepor
             free_dbs += 1
         new, _ = estimate.price_instance(f"{s.stack}/app", cfg.app_shape, cfg.app_ocpus, cfg.app_memory_gbs, None, free)
         lines += new
-        new, _ = estimate.price_db_system(f"{s.stack}/db", cfg.db_shape, cfg.db_storage_gbs, free)
+        if vmdb.is_db_vm_engine(cfg.engine):
+            # The DB VM is a second instance: the tenancy's E2.1.Micro pool (two in all) or the A1 pool; its boot
+            # volume (dbStorageGbs) is Always Free block storage too.
+            db_vms += 1
+            db_o, db_m = vmdb.db_vm_size(cfg.db_shape)
+            ocpus, mem, boot_total = ocpus + (db_o or 1.0), mem + (db_m or 1.0), boot_total + cfg.db_storage_gbs
+            if cfg.db_shape == "VM.Standard.E2.1.Micro":
+                micro += 1
+            if cfg.db_shape == "VM.Standard.A1.Flex":
+                a1_ocpu, a1_mem = a1_ocpu + (db_o or 0.0), a1_mem + (db_m or 0.0)
+            new, _ = estimate.price_instance(f"{s.stack}/db", cfg.db_shape, db_o, db_m, cfg.db_storage_gbs, free)
+        else:
+            new, _ = estimate.price_db_system(f"{s.stack}/db", cfg.db_shape, cfg.db_storage_gbs, free)
         lines += new
     lim = free.limits
     hours = estimate.hours_per_month()
@@ -166,9 +180,9 @@ def _tenancy(key: str, members: list[tuple[Student, LabConfig]]) -> TenancyRepor
         ),
         Check(
             "boot volume GB (Always Free block storage)",
-            boot * len(members),
+            boot_total,
             lim["block_volume_gbs"],
-            boot * len(members) <= lim["block_volume_gbs"],
+            boot_total <= lim["block_volume_gbs"],
             "beyond 200 GB: paid",
         ),
     ]
@@ -176,10 +190,10 @@ def _tenancy(key: str, members: list[tuple[Student, LabConfig]]) -> TenancyRepor
     return TenancyReport(
         key=key,
         students=[s.stack for s, _ in members],
-        instances=len(members),
+        instances=len(members) + db_vms,
         ocpus=ocpus,
         memory_gbs=mem,
-        db_systems=len(members),
+        db_systems=len(members) - db_vms,
         storage_gbs=storage,
         checks=checks,
         monthly=monthly,
@@ -189,7 +203,7 @@ def _tenancy(key: str, members: list[tuple[Student, LabConfig]]) -> TenancyRepor
 
 def _paid_option(groups: dict[str, list[tuple[Student, LabConfig]]]) -> tuple[float, str]:
     """Monthly cost when what is over a free limit moves to the cheapest paid shapes, tenancy by tenancy."""
-    total, extra_dbs, extra_vms = 0.0, 0, 0
+    total, extra_dbs, extra_vms, extra_db_vms = 0.0, 0, 0, 0
     for members in groups.values():
         free = estimate.FreeTier()
         for s, cfg in members:
@@ -201,13 +215,22 @@ def _paid_option(groups: dict[str, list[tuple[Student, LabConfig]]]) -> tuple[fl
                 lines, _ = estimate.price_instance(s.stack, app, cfg.app_ocpus, cfg.app_memory_gbs, None, free)
             total += sum(ln.monthly for ln in lines)
             shape, storage = cfg.db_shape, float(cfg.db_storage_gbs)
+            if vmdb.is_db_vm_engine(cfg.engine):  # the DB VM: as the app VM, onto A1 once the micro pool is used
+                if shape == "VM.Standard.E2.1.Micro" and free.remaining("e2_micro_instances") < 1:
+                    shape, extra_db_vms = PAID_APP_SHAPE, extra_db_vms + 1
+                db_o, db_m = vmdb.db_vm_size(shape)
+                lines, _ = estimate.price_instance(f"{s.stack}/db", shape, db_o, db_m, storage, free)
+                total += sum(ln.monthly for ln in lines)
+                continue
             if shape == "MySQL.Free" and free.remaining("mysql_free_systems") < 1:
                 shape, extra_dbs = PAID_DB_SHAPE, extra_dbs + 1
             lines, _ = estimate.price_db_system(s.stack, shape, storage, free)
             total += sum(ln.monthly for ln in lines)
     detail = (
         f"{extra_dbs} DB system(s) on {PAID_DB_SHAPE} instead of MySQL.Free, {extra_vms} app VM(s) on "
-        f"{PAID_APP_SHAPE} (1 OCPU, 6 GB) instead of E2.1.Micro; the Always Free allowances still cover the rest"
+        f"{PAID_APP_SHAPE} (1 OCPU, 6 GB) instead of E2.1.Micro"
+        + (f", {extra_db_vms} DB VM(s) on {PAID_APP_SHAPE} (1 OCPU, 6 GB) too" if extra_db_vms else "")
+        + "; the Always Free allowances still cover the rest"
     )
     return round(total, 2), detail
 
@@ -256,8 +279,8 @@ def preflight(students: Sequence[Student], cls: ClassConfig) -> PreflightReport:
             Option(
                 "later: one shared DB or a DB on the VM",
                 None,
-                "one MySQL.Free with a schema and user per student, or dbEngine mysql-vm (MySQL on a VM in the "
-                "private subnet); both are planned engines, not built yet",
+                "one MySQL.Free with a schema and user per student (not built yet); the DB-VM engines (dbEngine "
+                "mysql-vm, mariadb-vm, postgresql-vm) need a second E2.1.Micro or A1 capacity per student",
             )
         )
     elif unknown:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import engines
 from components.config import (
     DEFAULTS,
     EXAMPLES,
@@ -33,6 +34,7 @@ from components.config import (
     check_ssh_public_key,
     parse_config,
 )
+from engines import vmdb
 from labctl.inputs import InputFileError, load_yaml, read_input_file
 from policy.rules import ADMIN_SOURCE_MIN_PREFIX, judge_admin_source
 
@@ -567,7 +569,10 @@ def parse_class_config(text: str, source: str = "class.yaml") -> ClassConfig:
             + "; ".join(f"{k}: {CLASS_EXAMPLES[k]}" for k in missing)
             + ". Or turn the check off for the class: config: {connectionCheck: false}"
         )
-    for key, kind in (("appShape", "compute"), ("dbShape", "mysql")):
+    # A DB-VM engine's dbShape is a compute shape (its DB runs on a VM); otherwise a managed DB shape.
+    db_engine = engines.ENGINES.get(str(values.get("dbEngine") or engines.DEFAULT).strip().lower())
+    db_kind = "compute" if db_engine is not None and vmdb.is_db_vm_engine(db_engine) else "mysql"
+    for key, kind in (("appShape", "compute"), ("dbShape", db_kind)):
         value = values.get(key)
         if value:
             why = check_shape(kind, value)

@@ -77,7 +77,10 @@ def facts_for(engine_name: str) -> tuple[SizingFact, ...]:
 # Every row of every engine (labctl diff marks a changed property found here, whatever the engine).
 SIZING: tuple[SizingFact, ...] = APP_SIZING + tuple(f for e in engines.ENGINES.values() for f in engine_facts(e))
 BY_KEY: dict[str, SizingFact] = {f.key: f for f in SIZING}
-BY_PROPERTY: dict[tuple[str, str], SizingFact] = {(f.resource_type, f.prop): f for f in SIZING}
+# The first row of a property wins: a DB VM's dbShape is an instance's `shape` too, and the app VM's row comes first.
+BY_PROPERTY: dict[tuple[str, str], SizingFact] = {}
+for _f in SIZING:
+    BY_PROPERTY.setdefault((_f.resource_type, _f.prop), _f)
 
 
 def for_property(resource_type: str, path: str) -> SizingFact | None:

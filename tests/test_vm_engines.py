@@ -483,3 +483,89 @@ def test_admin_role_created_from_the_scram_verifier_logs_in_with_the_password(po
     with pytest.raises(pg8000.native.DatabaseError) as wrong:
         postgres.connect("VmAdmin", password + "x")
     assert "28P01" in str(wrong.value)  # invalid_password
+
+
+# --- preflight: a DB VM uses the tenancy's E2.1.Micro pool (two per tenancy: the app VM and the DB VM) ----------
+
+
+def _class(**extra: str):
+    from conftest import COMPARTMENT, instructor_yaml
+
+    from labctl.roster import parse_class_config
+
+    lines = [f"compartmentId: {COMPARTMENT}", "adminCidr: 198.51.100.0/24"] + [f"{k}: {v}" for k, v in extra.items()]
+    return parse_class_config("\n".join(lines) + "\n" + instructor_yaml())
+
+
+def _students(n: int):
+    from conftest import make_ssh_public_key
+
+    from labctl.roster import Student
+
+    return [
+        Student(
+            f"a23-{i:03d}",
+            f"student-a23-{i:03d}",
+            f"S {i}",
+            f"s{i}@x.example",
+            make_ssh_public_key(),
+            None,
+            None,
+            i + 2,
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("engine", VM_ENGINES)
+def test_one_student_with_a_db_vm_fills_the_micro_pool_and_fits(engine) -> None:
+    from labctl.preflight import FITS, preflight
+
+    report = preflight(_students(1), _class(dbEngine=engine))
+    assert report.verdict == FITS and report.monthly_total == 0.0
+    (t,) = report.tenancies
+    assert (t.instances, t.db_systems) == (2, 0)
+    micro = [c for c in t.checks if c.what == "VM.Standard.E2.1.Micro instances"][0]
+    assert (micro.needed, micro.limit, micro.ok) == (2, 2, True)
+    boot = [c for c in t.checks if c.what.startswith("boot volume")][0]
+    assert boot.needed == 50 + 50  # the app VM's default boot volume + the DB VM's dbStorageGbs
+
+
+def test_two_students_with_db_vms_do_not_fit_one_tenancy_and_per_student_tenancies_do() -> None:
+    from labctl.preflight import DOES_NOT_FIT, FITS, preflight
+
+    report = preflight(_students(2), _class(dbEngine="mariadb-vm"))
+    assert report.verdict == DOES_NOT_FIT
+    assert "4 VM.Standard.E2.1.Micro instances needed, 2 allowed" in report.summary
+    paid = [o for o in report.options if o.title.startswith("paid shapes")][0]
+    assert (
+        "1 app VM(s) on VM.Standard.A1.Flex" in paid.detail
+        and "1 DB VM(s) on VM.Standard.A1.Flex (1 OCPU, 6 GB) too" in paid.detail
+    )
+    assert preflight(_students(2), _class(dbEngine="mariadb-vm", tenancies="per-student")).verdict == FITS
+
+
+def test_a_db_vm_on_a1_uses_the_a1_pool() -> None:
+    from labctl.preflight import FITS, preflight
+
+    report = preflight(_students(1), _class(dbEngine="postgresql-vm", dbShape="VM.Standard.A1.Flex"))
+    assert report.verdict == FITS
+    (t,) = report.tenancies
+    a1 = [c for c in t.checks if c.what == "A1 Flex OCPUs (Always Free pool)"][0]
+    assert a1.needed == 1.0 and a1.ok
+
+
+def test_sizing_lines_for_a_db_vm_and_managed_only_keys_warn() -> None:
+    from conftest import plan_of
+
+    from labctl.sizing import for_property, plan_lines
+
+    lines = plan_lines({"oci-dblab:dbEngine": "postgresql-vm", "oci-dblab:dbStorageGbs": "80"})
+    assert any(line.startswith("dbStorageGbs (now 80): changes in place; grow only") for line in lines)
+    assert any(line.startswith("dbShape: changes in place") for line in lines)
+    assert for_property("oci:Core/instance:Instance", "shape").key == "appShape"  # the app VM's row comes first
+    plan = plan_of(dbEngine="mysql-vm", dbShape="VM.Standard.A1.Flex", dbBackupRetentionDays="7")
+    assert any("dbBackupRetentionDays: set for mysql-vm" in w for w in plan.warnings)
+    from conftest import named
+
+    assert named(plan, "lab-db-vm").props["shapeConfig"] == {"ocpus": 1.0, "memoryInGbs": 6.0}
