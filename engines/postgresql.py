@@ -27,6 +27,7 @@ What the service gives, and what the lab adds:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -347,8 +348,11 @@ def mock_invoke(token: str, args: Mapping[str, Any], region: str = "mock-1", **_
             )
         return {"compartmentId": args.get("compartmentId"), "id": "shapes", "shapeCollections": [{"items": items}]}
     if token == CONNECTION_DETAIL_TOKEN:
+        # The FQDN's form as public configs show it: primary.<30 lowercase letters and digits>.postgresql.<region>
+        # .oci.oraclecloud.com (code search: "primary.djzfvolyanswjizl6jz5bkqucnfeha.postgresql.us-ashburn-1.oci
+        # .oraclecloud.com" with DB_SSL_MODE=require; "primary.uul7t7yatxqfpzmbfeydnnrxnof3qq..." beside a CA).
         system = str(args.get("dbSystemId", ""))
-        label = "".join(c for c in system[-12:].lower() if c.isalnum()) or "mock"
+        label = "".join(c for c in hashlib.sha256(system.encode()).hexdigest() if c.isalnum())[:30]
         fqdn = f"primary.{label}.postgresql.{region}.oci.oraclecloud.com"
         return {
             "dbSystemId": system,
@@ -585,6 +589,9 @@ ENGINE = Engine(
     prices=PRICES,
     durations=DURATIONS,
     local_server="postgresql",
+    mock_shapes=frozenset(
+        {DEFAULT_SHAPE, "PostgreSQL.VM.Standard.E4.Flex.2.32GB", "PostgreSQL.VM.Standard3.Flex.1.16GB"}
+    ),
     stop_via="the DB system's state ACTIVE|INACTIVE (terraform-provider-oci v8.28.0 "
     "internal/service/psql/psql_db_system_resource.go:709-718; StartDbSystem / StopDbSystem :835-869); not billed "
     "while INACTIVE (https://docs.oracle.com/iaas/Content/postgresql/billing.htm)",

@@ -4,6 +4,7 @@ under the OCI mocks with dbEngine=postgresql, its bad-config table, cost lines a
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -174,6 +175,16 @@ def test_program_declares_the_db_system_and_no_mysql(pgplan):
     db = the(pgplan, DBSYS)
     assert db.name == "lab-postgresql" and db.parent and db.parent.endswith("oci-dblab:database:Database::lab")
     assert db.props["shape"] == "PostgreSQL.VM.Standard.E5.Flex" and db.props["instanceOcpuCount"] == 2
+
+
+def test_the_lab_gets_the_private_ip_in_the_private_subnet_and_the_service_fqdn(pgplan):
+    import ipaddress
+
+    assert ipaddress.ip_address(pgplan.outputs["dbPrivateIp"]) in ipaddress.ip_network(PRIVATE_SUBNET_CIDR)
+    assert pgplan.outputs["dbPort"] == 5432
+    assert pgplan.outputs["dbHostname"].endswith(".postgresql.mock-1.oci.oraclecloud.com")
+    [ep] = pg.endpoints(pgplan.resources)
+    assert ep.private_ip == pgplan.outputs["dbPrivateIp"]
 
 
 def test_password_is_secret_in_inputs_and_state(pgplan):
@@ -384,6 +395,9 @@ def test_mock_invokes_answer_shapes_and_connection_details():
     assert {i["shape"] for i in shapes["shapeCollections"][0]["items"]} == set(pg.SERIES)
     detail = pg.mock_invoke(pg.CONNECTION_DETAIL_TOKEN, {"dbSystemId": "ocid1.postgresqldbsystem.oc1..abc123"})
     assert detail["primaryDbEndpoints"][0]["port"] == 5432 and detail["caCertificate"].startswith("-----BEGIN")
+    assert re.fullmatch(
+        r"primary\.[a-z0-9]{30}\.postgresql\.mock-1\.oci\.oraclecloud\.com", detail["primaryDbEndpoints"][0]["fqdn"]
+    )
     assert pg.mock_invoke("oci:Core/getShapes:getShapes", {}) is None
 
 
