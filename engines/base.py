@@ -131,8 +131,12 @@ class Engine:
     mock_shapes: frozenset[str] = frozenset()  # the DB shapes one AD of the mock region offers this engine
     # endpoints(resources) -> the declared DBs of this engine (reach, policy, labctl local)
     endpoints: Callable[[Any], list[EndpointModel]] = _no_endpoints
-    # price_lines(resource, free_pool) -> estimate lines of one declared resource of this engine
-    price_lines: Callable[..., list[Any]] = _no_prices
+    # price_lines(resource, free) -> labctl/estimate.py CostLines of one declared resource of this engine (or
+    # (CostLines, source ids)); free: the tenancy's estimate.FreeTier, whose pools (free_pools) it may take from
+    price_lines: Callable[..., Any] = _no_prices
+    # price_shape(name, shape, storage_gbs, free) -> (CostLines, source ids) of one DB on a shape, for callers that
+    # have a config rather than a plan (labctl/preflight.py); None: "cost unknown"
+    price_shape: Callable[..., Any] | None = None
     # backup_problem(resource) -> why this endpoint resource has no automatic backups, or None (policy
     # db-backups-enabled); the default knows nothing to check
     backup_problem: Callable[[Any], str | None] = _none

@@ -5,6 +5,7 @@ Pure at import time (engines/base.py, IMPORT RULE): pulumi and pulumi_oci are im
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from components import ocimodel
@@ -134,6 +135,68 @@ def _adapter() -> Any:
     from engines import mysqlcheck
 
     return mysqlcheck.adapter()
+
+
+# --- cost (labctl/estimate.py) ---------------------------------------------------------------------------------
+# Prices in labctl/data/prices.json "mysql" (each figure with its source), shapes in labctl/data/shapes.json "mysql".
+
+
+def price_shape(name: str, shape: str, storage_gbs: float, free: Any) -> tuple[list[Any], list[str]]:
+    """Monthly lines of one MySQL HeatWave DB system (labctl/estimate.py ``CostLine``s); second value: source ids.
+    ``free`` is the tenancy's ``estimate.FreeTier``: MySQL.Free takes its one free DB system."""
+    from labctl import estimate
+
+    table = estimate.price_table()["mysql"]
+    hours = estimate.hours_per_month()
+    sources = list(table["sources"])
+    if shape == table["free_shape"]:
+        if free.take("mysql_free_systems", 1) >= 1:
+            return [
+                estimate.CostLine(name, DB_SYSTEM, f"{shape} DB system", 1, "DB system", 0.0, 0.0, True, "Always Free"),
+                estimate.CostLine(
+                    name, DB_SYSTEM, "DB storage", storage_gbs, "GB-month", 0.0, 0.0, True, "included (50 GB)"
+                ),
+            ], sources
+        return [
+            estimate.CostLine(
+                name,
+                DB_SYSTEM,
+                f"{shape} DB system",
+                1,
+                "DB system",
+                0.0,
+                0.0,
+                False,
+                f"over the Always Free limit of {int(free.limits['mysql_free_systems'])} MySQL.Free per tenancy; "
+                "OCI refuses to create it: use a paid shape (MySQL.2) or another tenancy",
+                blocked=True,
+            )
+        ], sources
+    m = re.match(table["ecpu_shape_pattern"], shape)
+    if not m or shape not in estimate.known_shapes(
+        ENGINE.name
+    ):  # MySQL.999 is no shape: unknown, never 999 ECPUs' worth
+        return [
+            estimate.CostLine(
+                name, DB_SYSTEM, f"{shape} DB system", 1, "DB system", 0.0, 0.0, False, estimate.NOT_PRICED
+            )
+        ], sources
+    ecpus = int(m["ecpus"])
+    lines = estimate._line(name, DB_SYSTEM, f"{shape} ECPU", ecpus * hours, "ECPU-hour", table["ecpu_hour"], 0.0)
+    lines += estimate._line(name, DB_SYSTEM, "DB storage", storage_gbs, "GB-month", table["storage_gb_month"], 0.0)
+    return lines, sources
+
+
+def price_lines(resource: Any, free: Any) -> tuple[list[Any], list[str]]:
+    """The lines of one declared resource of this engine (only the DB system costs anything)."""
+    if resource.resource_type != DB_SYSTEM:
+        return [], []
+    props = resource.props or {}
+    try:
+        storage = float(props.get("dataStorageSizeInGb") or 50.0)
+    except (TypeError, ValueError):
+        storage = 50.0
+    return price_shape(resource.name, str(props.get("shapeName", "")), storage, free)
 
 
 def backup_and_deletion(args: Any) -> tuple[Any, Any]:
@@ -291,4 +354,6 @@ ENGINE = Engine(
     mock_outputs=mock_outputs,
     mock_invoke=mock_invoke,
     mock_shapes=MOCK_SHAPES,
+    price_lines=price_lines,
+    price_shape=price_shape,
 )

@@ -4,33 +4,39 @@ Both tables are data shipped with their sources (``labctl/data/prices.json``, ``
 every figure names the public page it comes from, what that page says and when it was read.
 
 ``monthly_cost`` prices each resource of an offline plan against the price table, counting the Always Free
-allowances of one tenancy (two E2.1.Micro VMs, the A1 Flex OCPU/memory-hour pool, 200 GB of block volumes, one
-MySQL.Free DB system) in declaration order. ``price_instance`` and ``price_db_system`` are the same pricing for
-callers that have a shape rather than a plan (``labctl.preflight``).
+allowances of one tenancy (two E2.1.Micro VMs, the A1 Flex OCPU/memory-hour pool, 200 GB of block volumes, and each
+engine's pools, e.g. one managed free DB system) in declaration order. A database engine prices its own resources
+(``Engine.price_lines``, ``Engine.price_shape``: engines/<name>.py). ``price_instance`` and ``price_db_system`` are
+the same pricing for callers that have a shape rather than a plan (``labctl.preflight``).
 
 ``critical_path`` walks the dependency DAG of the plan (dependencies and property dependencies; a dependency on a
 component resource waits for all of its children) and compares the longest chain with the physical limit of the
-lab: VCN -> private subnet -> DB system (-> connection check).
+lab: VCN -> private subnet -> the database (its engine's endpoint resource) (-> connection check).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import engines
+from components.ocimodel import INSTANCE, SUBNET, VCN
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
-INSTANCE = "oci:Core/instance:Instance"
-DB_SYSTEM = "oci:Mysql/mysqlDbSystem:MysqlDbSystem"
-VCN = "oci:Core/vcn:Vcn"
-SUBNET = "oci:Core/subnet:Subnet"
 DYNAMIC = "pulumi-python:dynamic:Resource"
 NOT_PRICED = "not in the price table"  # such a line's 0.0 means "unknown", never "free"
-FREE_KEYS = ("e2_micro_instances", "a1_ocpu_hours", "a1_memory_gb_hours", "block_volume_gbs", "mysql_free_systems")
+# The Always Free pools of one tenancy: the compute and storage ones, and each engine's (Engine.free_pools, e.g. one
+# managed free DB system); their limits are in labctl/data/prices.json "always_free".
+FREE_KEYS = tuple(
+    dict.fromkeys(
+        ("e2_micro_instances", "a1_ocpu_hours", "a1_memory_gb_hours", "block_volume_gbs")
+        + tuple(k for e in engines.ENGINES.values() for k in e.free_pools)
+    )
+)
 
 
 @lru_cache(maxsize=1)
@@ -45,10 +51,10 @@ def duration_table() -> dict[str, Any]:
     return json.loads((DATA_DIR / "durations.json").read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=1)
-def known_mysql_shapes() -> frozenset[str]:
-    """MySQL shape names OCI offers (``labctl/data/shapes.json``)."""
-    return frozenset(json.loads((DATA_DIR / "shapes.json").read_text(encoding="utf-8"))["mysql"])
+@lru_cache(maxsize=8)
+def known_shapes(engine: str) -> frozenset[str]:
+    """The shape names OCI offers an engine (``labctl/data/shapes.json``, keyed by engine name)."""
+    return frozenset(json.loads((DATA_DIR / "shapes.json").read_text(encoding="utf-8")).get(engine, ()))
 
 
 def hours_per_month() -> int:
@@ -198,39 +204,28 @@ def price_instance(
     return lines, sources
 
 
-def price_db_system(name: str, shape: str, storage_gbs: float, free: FreeTier) -> tuple[list[CostLine], list[str]]:
-    """Monthly lines of one MySQL HeatWave DB system; second value: source ids used."""
-    table = price_table()["mysql"]
-    hours = hours_per_month()
-    sources = list(table["sources"])
-    if shape == table["free_shape"]:
-        if free.take("mysql_free_systems", 1) >= 1:
-            return [
-                CostLine(name, DB_SYSTEM, f"{shape} DB system", 1, "DB system", 0.0, 0.0, True, "Always Free"),
-                CostLine(name, DB_SYSTEM, "DB storage", storage_gbs, "GB-month", 0.0, 0.0, True, "included (50 GB)"),
-            ], sources
-        return [
-            CostLine(
-                name,
-                DB_SYSTEM,
-                f"{shape} DB system",
-                1,
-                "DB system",
-                0.0,
-                0.0,
-                False,
-                f"over the Always Free limit of {int(free.limits['mysql_free_systems'])} MySQL.Free per tenancy; "
-                "OCI refuses to create it: use a paid shape (MySQL.2) or another tenancy",
-                blocked=True,
-            )
-        ], sources
-    m = re.match(table["ecpu_shape_pattern"], shape)
-    if not m or shape not in known_mysql_shapes():  # MySQL.999 is no shape: unknown, never 999 ECPUs' worth
-        return [CostLine(name, DB_SYSTEM, f"{shape} DB system", 1, "DB system", 0.0, 0.0, False, NOT_PRICED)], sources
-    ecpus = int(m["ecpus"])
-    lines = _line(name, DB_SYSTEM, f"{shape} ECPU", ecpus * hours, "ECPU-hour", table["ecpu_hour"], 0.0)
-    lines += _line(name, DB_SYSTEM, "DB storage", storage_gbs, "GB-month", table["storage_gb_month"], 0.0)
-    return lines, sources
+def price_db_system(
+    name: str, shape: str, storage_gbs: float, free: FreeTier, engine: str = ""
+) -> tuple[list[CostLine], list[str]]:
+    """Monthly lines of one DB of ``engine`` ("" = the default engine) on ``shape`` with ``storage_gbs`` (callers
+    that have a shape rather than a plan: ``labctl.preflight``); second value: source ids used. The pricing is the
+    engine's (``Engine.price_shape``); an engine without one gives a "cost unknown" line."""
+    eng = engines.get(engine or engines.DEFAULT)
+    if eng.price_shape is None:
+        return [CostLine(name, eng.endpoint_type, f"{shape} DB", 1, "DB", 0.0, 0.0, False, NOT_PRICED)], []
+    return eng.price_shape(name, shape, storage_gbs, free)
+
+
+def _engine_lines(engine: Any, r: Any, free: FreeTier) -> tuple[list[CostLine], list[str]]:
+    """An engine resource's lines (``Engine.price_lines``: CostLines, or (CostLines, source ids))."""
+    got = engine.price_lines(r, free)
+    if isinstance(got, tuple):
+        return list(got[0]), list(got[1])
+    return list(got), []
+
+
+def _unpriced(line: CostLine) -> bool:
+    return line.note == NOT_PRICED or line.note.startswith("cost unknown")
 
 
 def _num(value: Any) -> float | None:
@@ -244,8 +239,8 @@ def monthly_cost(resources: Sequence[Any], free_tier_used: Mapping[str, float] |
     """The monthly cost of a plan's resources (``labctl.offline.PlannedResource``) against the price table.
 
     ``free_tier_used`` is what other stacks of the same tenancy already use of the Always Free allowances
-    (keys ``e2_micro_instances``, ``a1_ocpu_hours``, ``a1_memory_gb_hours``, ``block_volume_gbs``,
-    ``mysql_free_systems``); by default the tenancy is empty.
+    (keys ``FREE_KEYS``: ``e2_micro_instances``, ``a1_ocpu_hours``, ``a1_memory_gb_hours``, ``block_volume_gbs`` and
+    the engines' pools); by default the tenancy is empty.
     """
     table = price_table()
     free = FreeTier(free_tier_used)
@@ -268,9 +263,10 @@ def monthly_cost(resources: Sequence[Any], free_tier_used: Mapping[str, float] |
                 _num(boot),
                 free,
             )
-        elif r.resource_type == DB_SYSTEM:
-            storage = _num(props.get("dataStorageSizeInGb")) or 50.0
-            new, ids = price_db_system(r.name, str(props.get("shapeName", "")), storage, free)
+        elif (engine := engines.engine_of_type(r.resource_type)) is not None:
+            new, ids = _engine_lines(engine, r, free)  # the engine prices its own resources (engines/<name>.py)
+            if not new and r.resource_type == engine.endpoint_type:
+                new = [CostLine(r.name, r.resource_type, "DB", 1, "DB", 0.0, 0.0, False, NOT_PRICED)]
         elif r.resource_type in table["operations"]["resource_types"]:
             ops = table["operations"]
             item = ops["resource_types"][r.resource_type]
@@ -282,7 +278,7 @@ def monthly_cost(resources: Sequence[Any], free_tier_used: Mapping[str, float] |
             continue
         lines += new
         source_ids += ids
-        if any(ln.note == NOT_PRICED for ln in new):
+        if any(_unpriced(ln) for ln in new):
             unpriced.append(f"{r.name} ({r.resource_type})")
     total = round(sum(ln.monthly for ln in lines), 2)
     return CostReport(
@@ -391,8 +387,9 @@ def critical_path(resources: Sequence[Any]) -> PathReport:
         limit += create_seconds(VCN)
     if SUBNET in types:
         limit += create_seconds(SUBNET)
-    if DB_SYSTEM in types:
-        limit += create_seconds(DB_SYSTEM)
+    db_types = [t for t in types if (e := engines.engine_of_type(t)) is not None and e.endpoint_type == t]
+    if db_types:
+        limit += max(create_seconds(t) for t in db_types)
     elif INSTANCE in types:
         limit += create_seconds(INSTANCE)
     if any(t.startswith("pulumi-python:dynamic") for t in types):

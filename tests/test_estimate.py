@@ -7,6 +7,7 @@ import json
 import pytest
 from conftest import plan_of
 
+from engines import mysql as mysql_engine
 from labctl import estimate
 from labctl.estimate import CostLine, critical_path, monthly_cost
 
@@ -130,7 +131,7 @@ def test_depending_on_a_component_waits_for_all_of_its_children():
         R("net", "oci-dblab:network:Network", custom=False),
         R("vcn", estimate.VCN, parent="net"),
         R("sub", estimate.SUBNET, deps=["vcn"], parent="net"),
-        R("db", estimate.DB_SYSTEM, prop_deps={"subnetId": ["sub"]}),
+        R("db", mysql_engine.DB_SYSTEM, prop_deps={"subnetId": ["sub"]}),
         R("env", estimate.DYNAMIC, deps=["net", "db"]),
     ]
     report = critical_path(rs)
@@ -144,7 +145,7 @@ def test_a_db_that_waits_for_the_vm_is_flagged_by_the_ratio():
         R("vcn", estimate.VCN),
         R("sub", estimate.SUBNET, deps=["vcn"]),
         R("vm", estimate.INSTANCE, deps=["sub"]),
-        R("db", estimate.DB_SYSTEM, deps=["sub", "vm"]),
+        R("db", mysql_engine.DB_SYSTEM, deps=["sub", "vm"]),
     ]
     report = critical_path(rs)
     assert report.path == ["vcn", "sub", "vm", "db"]
@@ -161,7 +162,7 @@ def test_ties_on_the_critical_path_are_broken_by_a_stable_key_not_by_order(order
         R("rt", "oci:Core/routeTable:RouteTable", deps=["vcn"]),
         R("sl", "oci:Core/securityList:SecurityList", deps=["vcn"]),
         R("sub", estimate.SUBNET, deps=deps),
-        R("db", estimate.DB_SYSTEM, deps=["sub"]),
+        R("db", mysql_engine.DB_SYSTEM, deps=["sub"]),
     ]
     if order == "sl-first":
         rs[1], rs[2] = rs[2], rs[1]
