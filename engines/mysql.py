@@ -344,6 +344,7 @@ ENGINE = Engine(
     # recorded: no number is guessed. Add a shape here with its source to get its connections alarm.
     max_connections={},
     free_pools={"mysql_free_systems": 1},
+    paid_shape="MySQL.2",  # 2 ECPUs: the smallest ECPU shape (labctl/data/shapes.json, prices.json)
     sizing={"facts": SIZING},
     local_server="mariadb",
     stop_via="the DB system's state ACTIVE|INACTIVE (pulumi_oci 5.5.0 mysql/mysql_db_system.py:129)",

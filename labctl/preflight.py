@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+import engines
 from components.config import ConfigError, LabConfig, parse_config
 from engines import vmdb
 from labctl import estimate
@@ -27,7 +28,6 @@ FITS = "FITS"
 FITS_PAID = "FITS (PAID)"
 DOES_NOT_FIT = "DOES NOT FIT"
 COST_UNKNOWN = "COST UNKNOWN"  # a shape is missing from the price table: never costed at 0
-PAID_DB_SHAPE = "MySQL.2"
 PAID_APP_SHAPE = "VM.Standard.A1.Flex"  # 1 OCPU / 6 GB: uses what is left of the A1 pool, then the A1 price
 
 
@@ -38,6 +38,7 @@ class Check:
     limit: float
     ok: bool
     note: str = ""
+    hard: bool = False  # a limit OCI enforces (creation is refused), not a pool beyond which it is paid
 
 
 @dataclass
@@ -130,8 +131,10 @@ def _tenancy(key: str, members: list[tuple[Student, LabConfig]]) -> TenancyRepor
     free = estimate.FreeTier()
     lines: list[estimate.CostLine] = []
     ocpus = mem = storage = boot_total = 0.0
-    micro = a1_ocpu = a1_mem = free_dbs = 0.0
+    micro = a1_ocpu = a1_mem = 0.0
     db_vms = 0
+    pools: dict[str, float] = {}  # the engines' Always Free pools (Engine.free_pools) the members' DBs take
+    pool_shapes: dict[str, str] = {}
     boot = estimate.price_table()["block_volume"]["default_boot_volume_gbs"]
     for s, cfg in members:
         o = cfg.app_ocpus or 1.0
@@ -141,8 +144,13 @@ def _tenancy(key: str, members: list[tuple[Student, LabConfig]]) -> TenancyRepor
             micro += 1
         if cfg.app_shape == "VM.Standard.A1.Flex":
             a1_ocpu, a1_mem = a1_ocpu + o, a1_mem + m
-        if cfg.db_shape == "MySQL.Free":
-            free_dbs += 1
+        engine = cfg.engine
+        for pool, n in engine.free_pools.items():  # a managed DB's pools, checked used or not (DB VMs: below)
+            if vmdb.is_db_vm_engine(engine):
+                break
+            on_free_shape = bool(engine.always_free_shape) and cfg.db_shape == engine.always_free_shape
+            pools[pool] = pools.get(pool, 0.0) + (n if on_free_shape else 0)
+            pool_shapes.setdefault(pool, str(engine.always_free_shape))
         new, _ = estimate.price_instance(f"{s.stack}/app", cfg.app_shape, cfg.app_ocpus, cfg.app_memory_gbs, None, free)
         lines += new
         if vmdb.is_db_vm_engine(cfg.engine):
@@ -157,13 +165,18 @@ def _tenancy(key: str, members: list[tuple[Student, LabConfig]]) -> TenancyRepor
                 a1_ocpu, a1_mem = a1_ocpu + (db_o or 0.0), a1_mem + (db_m or 0.0)
             new, _ = estimate.price_instance(f"{s.stack}/db", cfg.db_shape, db_o, db_m, cfg.db_storage_gbs, free)
         else:
-            new, _ = estimate.price_db_system(f"{s.stack}/db", cfg.db_shape, cfg.db_storage_gbs, free)
+            new, _ = estimate.price_db_system(f"{s.stack}/db", cfg.db_shape, cfg.db_storage_gbs, free, cfg.db_engine)
         lines += new
     lim = free.limits
     hours = estimate.hours_per_month()
+    micro += pools.pop("e2_micro_instances", 0.0)  # an engine whose managed free DB takes a micro VM
+    e2_limit = lim["e2_micro_instances"]
     checks = [
-        Check("VM.Standard.E2.1.Micro instances", micro, lim["e2_micro_instances"], micro <= lim["e2_micro_instances"]),
-        Check("MySQL.Free DB systems", free_dbs, lim["mysql_free_systems"], free_dbs <= lim["mysql_free_systems"]),
+        Check("VM.Standard.E2.1.Micro instances", micro, e2_limit, micro <= e2_limit, "", True),
+        *(
+            Check(f"{pool_shapes[pool]} DB systems", used, lim[pool], used <= lim[pool], "", True)
+            for pool, used in pools.items()
+        ),
         Check(
             "A1 Flex OCPUs (Always Free pool)",
             a1_ocpu,
@@ -204,6 +217,7 @@ def _tenancy(key: str, members: list[tuple[Student, LabConfig]]) -> TenancyRepor
 def _paid_option(groups: dict[str, list[tuple[Student, LabConfig]]]) -> tuple[float, str]:
     """Monthly cost when what is over a free limit moves to the cheapest paid shapes, tenancy by tenancy."""
     total, extra_dbs, extra_vms, extra_db_vms = 0.0, 0, 0, 0
+    moved: dict[tuple[str, str], int] = {}  # (free shape, paid shape) -> DBs moved
     for members in groups.values():
         free = estimate.FreeTier()
         for s, cfg in members:
@@ -214,20 +228,28 @@ def _paid_option(groups: dict[str, list[tuple[Student, LabConfig]]]) -> tuple[fl
             else:
                 lines, _ = estimate.price_instance(s.stack, app, cfg.app_ocpus, cfg.app_memory_gbs, None, free)
             total += sum(ln.monthly for ln in lines)
-            shape, storage = cfg.db_shape, float(cfg.db_storage_gbs)
-            if vmdb.is_db_vm_engine(cfg.engine):  # the DB VM: as the app VM, onto A1 once the micro pool is used
+            shape, storage, engine = cfg.db_shape, float(cfg.db_storage_gbs), cfg.engine
+            if vmdb.is_db_vm_engine(engine):  # the DB VM: as the app VM, onto A1 once the micro pool is used
                 if shape == "VM.Standard.E2.1.Micro" and free.remaining("e2_micro_instances") < 1:
                     shape, extra_db_vms = PAID_APP_SHAPE, extra_db_vms + 1
                 db_o, db_m = vmdb.db_vm_size(shape)
                 lines, _ = estimate.price_instance(f"{s.stack}/db", shape, db_o, db_m, storage, free)
                 total += sum(ln.monthly for ln in lines)
                 continue
-            if shape == "MySQL.Free" and free.remaining("mysql_free_systems") < 1:
-                shape, extra_dbs = PAID_DB_SHAPE, extra_dbs + 1
-            lines, _ = estimate.price_db_system(s.stack, shape, storage, free)
+            managed_pools = [p for p in engine.free_pools if p != "e2_micro_instances"]
+            if (
+                shape == engine.always_free_shape
+                and engine.paid_shape
+                and any(free.remaining(p) < 1 for p in managed_pools)
+            ):
+                moved.setdefault((shape, engine.paid_shape), 0)
+                moved[(shape, engine.paid_shape)] += 1
+                shape, extra_dbs = engine.paid_shape, extra_dbs + 1
+            lines, _ = estimate.price_db_system(s.stack, shape, storage, free, cfg.db_engine)
             total += sum(ln.monthly for ln in lines)
+    shapes = ", ".join(f"on {paid} instead of {was}" for was, paid in moved) or "on paid shapes"
     detail = (
-        f"{extra_dbs} DB system(s) on {PAID_DB_SHAPE} instead of MySQL.Free, {extra_vms} app VM(s) on "
+        f"{extra_dbs} DB system(s) {shapes}, {extra_vms} app VM(s) on "
         f"{PAID_APP_SHAPE} (1 OCPU, 6 GB) instead of E2.1.Micro"
         + (f", {extra_db_vms} DB VM(s) on {PAID_APP_SHAPE} (1 OCPU, 6 GB) too" if extra_db_vms else "")
         + "; the Always Free allowances still cover the rest"
@@ -252,13 +274,15 @@ def preflight(students: Sequence[Student], cls: ClassConfig) -> PreflightReport:
         "per-student": "every student counted in their own tenancy (tenancies: per-student: each student's own "
         "Free Tier account)",
     }
-    blocked = [t for t in reports if any(not c.ok for c in t.checks[:2])]
+    blocked = [t for t in reports if any(not c.ok and c.hard for c in t.checks)]
     unknown = {ln.item.rsplit(" ", 1)[0] for t in reports for ln in t.lines if ln.note == estimate.NOT_PRICED}
     options: list[Option] = []
+    free_shapes = sorted({cfg.engine.always_free_shape for _, cfg in configs if cfg.engine.always_free_shape})
+    free_text = ", ".join(f"one {shape}" for shape in free_shapes) or "the free DB"
     if blocked:
         verdict = DOES_NOT_FIT
         worst = blocked[0]
-        over = [c for c in worst.checks[:2] if not c.ok]
+        over = [c for c in worst.checks if not c.ok and c.hard]
         summary = (
             f"DOES NOT FIT in {'one tenancy' if len(reports) == 1 else f'{len(blocked)} of {len(reports)} tenancies'}: "
             + "; ".join(f"{c.needed:g} {c.what} needed, {c.limit:g} allowed per tenancy" for c in over)
@@ -270,17 +294,23 @@ def preflight(students: Sequence[Student], cls: ClassConfig) -> PreflightReport:
                 "per-student tenancies",
                 ps_cost,
                 "each student deploys into their own Free Tier account (set tenancies: per-student and give each "
-                "row its own compartment_id): one MySQL.Free and two E2.1.Micro per student fit",
+                f"row its own compartment_id): {free_text} and two E2.1.Micro per student fit",
             )
         )
         paid, detail = _paid_option(groups)
-        options.append(Option(f"paid shapes in the shared tenancy ({PAID_DB_SHAPE})", paid, detail))
+        paid_shapes = sorted({cfg.engine.paid_shape for _, cfg in configs if cfg.engine.paid_shape})
+        options.append(Option(f"paid shapes in the shared tenancy ({', '.join(paid_shapes)})", paid, detail))
+        vm_engines = [e.name for e in engines.ENGINES.values() if vmdb.is_db_vm_engine(e)]
+        on_vm = (
+            f" The DB-VM engines (dbEngine {', '.join(vm_engines)}) need a second E2.1.Micro or A1 capacity per student"
+            if vm_engines
+            else ""
+        )
         options.append(
             Option(
-                "later: one shared DB or a DB on the VM",
+                "later: one shared DB",
                 None,
-                "one MySQL.Free with a schema and user per student (not built yet); the DB-VM engines (dbEngine "
-                "mysql-vm, mariadb-vm, postgresql-vm) need a second E2.1.Micro or A1 capacity per student",
+                "one DB system with a schema and user per student (not built yet)." + on_vm,
             )
         )
     elif unknown:

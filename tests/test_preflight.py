@@ -50,7 +50,7 @@ def test_forty_students_do_not_fit_one_tenancy():
     }
     options = {o.title: o for o in report.options}
     assert options["per-student tenancies"].monthly == 0.0
-    assert options["later: one shared DB or a DB on the VM"].monthly is None
+    assert options["later: one shared DB"].monthly is None
     paid = options["paid shapes in the shared tenancy (MySQL.2)"]
     # 39 DB systems on MySQL.2 (2 ECPU x 744 h x 0.0366 + 50 GB x 0.04) ...
     db = 39 * (round(2 * 744 * 0.0366, 2) + 2.0)
