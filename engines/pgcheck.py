@@ -480,6 +480,11 @@ class PostgresAdapter:
 
     family = FAMILY
     maintenance_db = MAINTENANCE_DB
+    # The flow may pre-open the app user's session with a context whose wrap_socket() holds the login back until the
+    # admin is done: pg8000 uses nothing of the context but wrap_socket(sock, server_hostname=...) (core.py l.234),
+    # then sends the startup (login) message. No host-blocking counter on PostgreSQL's side, unlike MySQL's
+    # max_connect_errors, punishes an abandoned pre-opened session.
+    gated_login = True
 
     connect = staticmethod(connect)
     ensure_app_user = staticmethod(ensure_app_user)

@@ -351,3 +351,47 @@ def test_every_postgresql_family_engine_uses_this_adapter():
     for engine in family:
         assert engine.adapter() is pgcheck.ADAPTER, engine.name
     assert pgcheck.ADAPTER.error_types == (pg8000.exceptions.Error,)
+
+
+def test_pg8000_uses_only_wrap_socket_of_the_context_so_a_gated_login_works(lab: Lab):
+    """The flow's pre-opened app session hands the adapter a context that only has wrap_socket (gated_login)."""
+    import threading
+
+    req = lab.request()
+    _check(lab, req)
+    gate = threading.Event()
+    calls: list[str | None] = []
+
+    class Gated:
+        def __init__(self, ctx: ssl.SSLContext) -> None:
+            self.ctx = ctx
+
+        def wrap_socket(self, sock: socket.socket, server_hostname: str | None = None) -> ssl.SSLSocket:
+            tls = self.ctx.wrap_socket(sock, server_hostname=server_hostname)
+            calls.append(server_hostname)
+            assert gate.wait(10)
+            return tls
+
+    client = envcheck.open_ssh(req.ssh, 10)
+    tunnel = envcheck.Tunnel(client)
+    result: dict[str, Any] = {}
+    try:
+        sock = tunnel.connect(LOOPBACK, lab.db.port, 10)
+        ctx: Any = Gated(pgcheck.tls_context(req.db))
+
+        def login() -> None:
+            result["conn"] = pgcheck.connect(sock, req.db, "lab_app", APP_PASSWORD, LAB_DB, 10, ctx)
+
+        thread = threading.Thread(target=login)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive() and "conn" not in result  # TLS is up, the login waits at the gate
+        gate.set()
+        thread.join(10)
+        assert pgcheck.probe_app(result["conn"], LAB_DB)["current_user"] == "lab_app"
+        result["conn"].close()
+    finally:
+        gate.set()
+        tunnel.close()
+        client.close()
+    assert calls == [SERVER_HOSTNAME] and pgcheck.ADAPTER.gated_login
