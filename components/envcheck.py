@@ -222,6 +222,9 @@ class CheckReport:
     attempts: int
     elapsed_ms: float
     checked_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    # SHA-256 of the server certificate (AB:CD:..., as `openssl x509 -fingerprint -sha256` prints it) when the
+    # adapter reports one: a DB VM's self-signed certificate is checked by comparing it with what its boot logged
+    tls_fingerprint: str = ""
 
     def as_output(self) -> dict[str, object]:
         """The resource's ``check`` output (camelCase, no secrets)."""
@@ -231,7 +234,8 @@ class CheckReport:
             "currentUser": self.current_user,
             "latencyMs": self.latency_ms,
             "checkedAt": self.checked_at,
-            "tls": {"version": self.tls_version, "cipher": self.tls_cipher},
+            "tls": {"version": self.tls_version, "cipher": self.tls_cipher}
+            | ({"fingerprintSha256": self.tls_fingerprint} if self.tls_fingerprint else {}),
             "attempts": self.attempts,
             "elapsedMs": self.elapsed_ms,
         }
@@ -479,6 +483,7 @@ def run_check(
             tls_cipher=str(probe["tls_cipher"]),
             attempts=attempt,
             elapsed_ms=elapsed_ms,
+            tls_fingerprint=str(probe.get("tls_fingerprint") or ""),
         )
         remote = probe.get("remote_path")
         return report, str(remote) if remote is not None else None

@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
     import pg8000.native
 
 FAMILY = "postgresql"
+SSL_MODES = ("require", "verify-ca", "verify-full")  # libpq's sslmode spellings the lab allows (tls_context)
 MAINTENANCE_DB = "postgres"  # every cluster has it (initdb creates it); the admin logs into it
 APPLICATION_NAME = "dblab-check"  # shows in pg_stat_activity while the check runs
 SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations (and RFC 7677's minimum)
@@ -479,6 +480,7 @@ class PostgresAdapter:
     """The hooks as one object (``engine.adapter()`` returns ``ADAPTER``)."""
 
     family = FAMILY
+    ssl_modes = SSL_MODES
     maintenance_db = MAINTENANCE_DB
     # The flow may pre-open the app user's session with a context whose wrap_socket() holds the login back until the
     # admin is done: pg8000 uses nothing of the context but wrap_socket(sock, server_hostname=...) (core.py l.234),

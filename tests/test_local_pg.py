@@ -1,5 +1,8 @@
 """labctl local's PostgreSQL: the product launcher playing the DB inside the DB namespace of a real local lab.
 
+First the whole ``labctl local up/check/down`` of a stack on OCI Database with PostgreSQL (``dbEngine:
+postgresql``): the real EnvFile provider checks it through the packet filter with the PostgreSQL adapter.
+
 The dev stack's plan gives the namespaces, addresses and nftables rules; ``_start_servers`` starts PostgreSQL (as
 the ``dblab-pg`` user, TLS on, pg_hba = the app subnet only) on the DB's private IP instead of MariaDB. From the app
 VM's namespace the PostgreSQL check adapter then does what the check does on the VM: the admin creates the lab
@@ -12,10 +15,12 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dotenv import dotenv_values
 
 from components import envcheck
 from engines import pgcheck
@@ -82,6 +87,44 @@ def test_postgresql_plays_the_db_in_its_namespace_and_the_app_vm_reaches_it_thro
     assert not left
     assert not list(Path("/tmp").glob(f"dblab-{run_id}-*"))
     assert not netns.existing(f"dblab-{run_id}-")
+    assert not any(servers.alive(int(p)) for p in state["pids"].values())
+
+
+def _pg_stack(tmp_path: Path) -> Path:
+    dev = (command.REPO_ROOT / "Pulumi.dev.yaml").read_text()
+    config = tmp_path / "Pulumi.pg.yaml"
+    config.write_text(
+        dev.replace("  oci-dblab:studentId: dev\n", "  oci-dblab:studentId: dev\n  oci-dblab:dbEngine: postgresql\n")
+    )
+    return config
+
+
+def test_up_check_down_of_a_postgresql_stack(tmp_path: Path):
+    lines: list[str] = []
+    opts = command.Options(stack="pg", config_file=_pg_stack(tmp_path), state_dir=tmp_path / "state", out=lines.append)
+    (tmp_path / "state").mkdir()
+    outcome = command.up(opts)
+    state = command._read_state(command._state_path(opts))
+    try:
+        assert outcome.ok, outcome.message
+        assert outcome.check and outcome.check["serverVersion"].startswith("PostgreSQL ")
+        assert outcome.check["currentUser"] == "lab_app" and outcome.check["tls"]["fingerprintSha256"]
+        by_id = {r.case.id: r for r in outcome.rows}
+        assert by_id["app-subnet->db:5432"].packet == "ALLOWED" and by_id["vcn-other->db:5432"].packet == "DENIED"
+        assert all(r.agree for r in outcome.rows)
+        assert state is not None and "postgres" in state["pids"]
+        env = Path(state["runDir"]) / "project" / ".env"
+        assert stat.S_IMODE(env.stat().st_mode) == 0o600
+        values = dotenv_values(env)
+        assert values["DB_ENGINE"] == "postgresql" and values["DB_PORT"] == "5432"
+        assert str(values["DATABASE_URL"]).startswith("postgresql://lab_app:")
+        assert command.check(opts).ok
+    finally:
+        assert command.down(opts) or not outcome.ok
+    assert state is not None
+    rid = state["runId"]
+    assert not list(Path("/tmp").glob(f"dblab-{rid}-*")) and not Path(state["runDir"]).exists()
+    assert not netns.existing(f"dblab-{rid}-")
     assert not any(servers.alive(int(p)) for p in state["pids"].values())
 
 

@@ -395,3 +395,29 @@ def test_pg8000_uses_only_wrap_socket_of_the_context_so_a_gated_login_works(lab:
         tunnel.close()
         client.close()
     assert calls == [SERVER_HOSTNAME] and pgcheck.ADAPTER.gated_login
+
+
+# --- the engine-neutral check flow with this adapter ------------------------------------------------------------
+
+
+def test_the_check_flow_runs_the_postgresql_engine_and_reports_the_certificate_fingerprint(lab: Lab):
+    import dataclasses
+
+    req = dataclasses.replace(lab.request(app_user="flow_app"), engine="postgresql")
+    assert envcheck.adapter_of(req) is pgcheck.ADAPTER
+    report, remote = envcheck.run_check(req)
+    assert remote is None
+    assert report.current_user == "flow_app" and report.server_version.startswith("PostgreSQL ")
+    assert report.tls_version in ("TLSv1.2", "TLSv1.3") and report.attempts == 1
+    out = report.as_output()
+    assert out["tls"]["fingerprintSha256"] == _cert_fingerprint(lab.db.tls.server_cert)  # type: ignore[index]
+
+
+def test_the_check_flow_stops_at_once_on_a_wrong_postgresql_password_without_echoing_it(lab: Lab):
+    import dataclasses
+
+    req = dataclasses.replace(lab.request(admin_password="Not the 'admin' pw"), engine="postgresql")
+    with pytest.raises(envcheck.CheckFailed) as info:
+        envcheck.run_check(req)
+    assert info.value.diagnosis.cause == "access-denied" and info.value.attempts == 1
+    assert "Not the 'admin' pw" not in str(info.value) and "28P01" in str(info.value)

@@ -73,6 +73,10 @@ class TlsFiles:
     server_key: Path
 
 
+def _common_name(name: str) -> str:
+    return name if len(name) <= 64 else name.split(".", 1)[0][:64]
+
+
 def make_tls_files(directory: Path, dns_names: Sequence[str], ip_addresses: Sequence[str] = ()) -> TlsFiles:
     """A throwaway CA and a server certificate for ``dns_names`` and ``ip_addresses``, as PEM files (key 0600)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -110,7 +114,8 @@ def make_tls_files(directory: Path, dns_names: Sequence[str], ip_addresses: Sequ
     sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
+        # the CN is limited to 64 characters (RFC 5280 ub-common-name); the names that count are the SANs
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _common_name(dns_names[0]))]))
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
