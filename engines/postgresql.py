@@ -565,6 +565,9 @@ ENGINE = Engine(
     password_problem=password_problem,
     password_specials=GENERATED_PASSWORD_SPECIALS,
     ssl_mode="require",
+    # what engines/pgcheck.py tls_context accepts; verify-ca/verify-full need the service's CA as sslCa
+    # (getDbSystemConnectionDetail caCertificate) and, for verify-full, the primary endpoint's FQDN as the host name
+    ssl_modes=("require", "verify-ca", "verify-full"),
     url_scheme="postgresql",
     hostname_label=HOSTNAME_LABEL,
     resource_types=frozenset({DB_SYSTEM, SHAPES_TOKEN, CONNECTION_DETAIL_TOKEN}),

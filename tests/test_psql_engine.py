@@ -56,6 +56,7 @@ def test_registered_with_its_port_family_and_no_always_free_shape():
     assert (ENGINE.family, ENGINE.port, ENGINE.extra_ports, ENGINE.url_scheme) == ("postgresql", 5432, (), "postgresql")
     assert ENGINE.always_free_shape is None and ENGINE.free_pools == {}
     assert ENGINE.ssl_mode == "require"  # the service takes hostssl connections only
+    assert ENGINE.ssl_modes == ("require", "verify-ca", "verify-full")
 
 
 @pytest.mark.parametrize(
@@ -185,6 +186,14 @@ def test_the_lab_gets_the_private_ip_in_the_private_subnet_and_the_service_fqdn(
     assert pgplan.outputs["dbHostname"].endswith(".postgresql.mock-1.oci.oraclecloud.com")
     [ep] = pg.endpoints(pgplan.resources)
     assert ep.private_ip == pgplan.outputs["dbPrivateIp"]
+
+
+def test_the_env_file_gets_the_engine_and_its_tls_mode(pgplan):
+    [env] = [r for r in pgplan.resources if r.resource_type.startswith("pulumi-python:dynamic")]
+    assert env.props["dbEngine"] == "postgresql" and env.props["dbPort"] == 5432
+    assert env.props["sslMode"] in ("", "require")  # "": the engine's default, require
+    url = ENGINE.database_url("10.0.1.2", 5432, "lab", "lab_app", "p@ss:w/rd")
+    assert url == "postgresql://lab_app:p%40ss%3Aw%2Frd@10.0.1.2:5432/lab?sslmode=require"
 
 
 def test_password_is_secret_in_inputs_and_state(pgplan):
