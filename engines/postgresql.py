@@ -366,73 +366,53 @@ def mock_invoke(token: str, args: Mapping[str, Any], region: str = "mock-1", **_
 
 
 # --- cost ----------------------------------------------------------------------------------------------------
-# Oracle's price list (PAYG USD), as generated from Oracle's price-list API
-# (https://apexapps.oracle.com/pls/apex/cetools/api/v1/products/, apiLastUpdated 2026-01-05) in
-# github.com/jasonwilbur/oci-pricing-mcp src/data/pricing-data.json (products B99060, B99062). OCI's billing page
-# (https://docs.oracle.com/iaas/Content/postgresql/billing.htm) bills "Compute cost based on the shape", "Storage
-# cost", "Volume performance unit cost" and "Related OCI Database with PostgreSQL fees": the compute of the shape's
-# series (labctl/data/prices.json ``compute``) PLUS the service's per-OCPU fee PLUS the GB-months stored. The VPU
-# (performance tier) charge has no figure in any source read: it is printed as "cost unknown", never as zero.
+# Figures and their sources: labctl/data/prices.json "postgresql" (B99060 service fee per OCPU-hour, B99062 storage
+# per GB-month, from Oracle's price-list API; billing.htm: compute of the shape + storage + VPUs + the service's
+# fees) and "compute" (the series' OCPU and memory prices). The VPU (performance tier) charge has no figure in any
+# source read: it is a "cost unknown" line, never zero.
 PRICES: dict[str, Any] = {
-    "service_ocpu_hour": 0.098,  # B99060 "Database with PostgreSQL - X86", OCPU Per Hour
-    "storage_gb_month": 0.072,  # B99062 "Database Optimized Storage", Gigabyte Storage Capacity Per Month
-    "vpu": None,  # unknown
+    "table": "labctl/data/prices.json postgresql",
     # series -> the compute shape whose OCPU/memory prices apply (labctl/data/prices.json "compute" keys)
     "compute_shape": {s: s.removeprefix("PostgreSQL.") for s in SERIES},
-    "billing": "billed from the end of CREATING through ACTIVE/UPDATING/DELETING; not billed while INACTIVE "
-    "(stopped), DELETED or FAILED (billing.htm)",
-    "sources": {
-        "psql-price-list": {
-            "url": "https://github.com/jasonwilbur/oci-pricing-mcp/blob/main/src/data/pricing-data.json",
-            "says": "Generated from Oracle's price list API (apiLastUpdated 2026-01-05): B99060 'Database with "
-            "PostgreSQL - X86' $0.098 per OCPU Per Hour; B99062 'Database Optimized Storage' $0.072 per Gigabyte "
-            "Storage Capacity Per Month (serviceCategory 'Database with PostgreSQL').",
-            "read_on": "2026-11-27",
-        },
-        "psql-billing": {
-            "url": "https://docs.oracle.com/iaas/Content/postgresql/billing.htm",
-            "says": "Billing includes compute cost based on the shape, storage cost, volume performance unit cost and "
-            "related OCI Database with PostgreSQL fees; storage: 'You only pay for what you use, instead of what you "
-            "provisioned'; not billed in the INACTIVE, DELETED or FAILED state.",
-            "read_on": "2026-11-27",
-        },
-    },
 }
 
 
 def monthly_lines(
-    name: str, shape: str, data_gbs: float, hours: int, compute: Mapping[str, Any]
+    name: str, shape: str, data_gbs: float, hours: int, table: Mapping[str, Any]
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The monthly cost lines of one DB system (pure): dicts with item, quantity, unit, unit_price, monthly (None:
-    cost unknown), note. ``compute``: labctl/data/prices.json ``compute`` (series prices). Second value: the
-    compute price's source ids used."""
+    cost unknown), note. ``table``: labctl/data/prices.json. Second value: the source ids used."""
     parsed = parse_shape(shape)
     if parsed is None:
         return [_unknown(f"{shape} DB system", 1, "DB system", "not a postgresql shape the lab prices")], []
     series, ocpus, memory = parsed
+    svc = table["postgresql"]
     lines: list[dict[str, Any]] = []
-    ids: list[str] = []
-    spec = compute.get(PRICES["compute_shape"][series])
+    ids: list[str] = list(svc.get("sources", []))
+    spec = table["compute"].get(PRICES["compute_shape"][series])
     if spec is None or "ocpu_hour" not in spec:
         lines.append(_unknown(f"{series} compute", ocpus * hours, "OCPU-hour", "no price of this series is sourced"))
     else:
         ids += list(spec.get("sources", []))
         lines.append(_priced(f"{series} OCPU (compute)", ocpus * hours, "OCPU-hour", spec["ocpu_hour"]))
         lines.append(_priced(f"{series} memory (compute)", memory * hours, "GB-hour", spec["memory_gb_hour"]))
-    lines.append(_priced("PostgreSQL service OCPU fee", ocpus * hours, "OCPU-hour", PRICES["service_ocpu_hour"]))
+    lines.append(_priced("PostgreSQL service OCPU fee", ocpus * hours, "OCPU-hour", svc["service_ocpu_hour"]))
     lines.append(
         _priced(
             "database optimized storage",
             data_gbs,
             "GB-month",
-            PRICES["storage_gb_month"],
+            svc["storage_gb_month"],
             "the data stored (dbStorageGbs); storage grows with the data",
         )
     )
-    lines.append(
-        _unknown("storage performance (VPUs)", data_gbs, "GB-month", "no public figure for the service's VPU charge")
-    )
-    return lines, ids
+    if svc.get("vpu_gb_month") is None:
+        lines.append(
+            _unknown("storage performance (VPUs)", data_gbs, "GB-month", "no public figure for the service's VPUs")
+        )
+    else:
+        lines.append(_priced("storage performance (VPUs)", data_gbs, "GB-month", svc["vpu_gb_month"]))
+    return lines, list(dict.fromkeys(ids))
 
 
 def _priced(item: str, qty: float, unit: str, price: float, note: str = "") -> dict[str, Any]:
@@ -464,21 +444,13 @@ def sized_shape(resource: Any) -> str:
         return str(series)
 
 
-def price_lines(resource: Any, free_pool: Any = None) -> list[Any]:
-    """labctl/estimate.py ``CostLine``s of one declared DB system (no Always Free pool applies). A figure without a
-    source is a line with 0.0 and a note starting "cost unknown", never a free line."""
+def _cost_lines(name: str, shape: str, data_gbs: float) -> tuple[list[Any], list[str]]:
     from labctl import estimate
 
-    lines, _ids = monthly_lines(
-        resource.name,
-        sized_shape(resource),
-        data_gbs_of(resource),
-        estimate.hours_per_month(),
-        estimate.price_table()["compute"],
-    )
+    lines, ids = monthly_lines(name, shape, data_gbs, estimate.hours_per_month(), estimate.price_table())
     return [
         estimate.CostLine(
-            resource.name,
+            name,
             DB_SYSTEM,
             ln["item"],
             round(ln["quantity"], 4),
@@ -489,7 +461,20 @@ def price_lines(resource: Any, free_pool: Any = None) -> list[Any]:
             ln["note"],
         )
         for ln in lines
-    ]
+    ], ids
+
+
+def price_lines(resource: Any, free: Any = None) -> tuple[list[Any], list[str]]:
+    """labctl/estimate.py ``CostLine``s of one declared DB system and their source ids (no Always Free pool
+    applies). A figure without a source is a line with 0.0 and a note starting "cost unknown", never a free line."""
+    if getattr(resource, "resource_type", DB_SYSTEM) != DB_SYSTEM:
+        return [], []
+    return _cost_lines(resource.name, sized_shape(resource), data_gbs_of(resource))
+
+
+def price_shape(name: str, shape: str, storage_gbs: float, free: Any = None) -> tuple[list[Any], list[str]]:
+    """The same lines for a config's ``dbShape`` and ``dbStorageGbs`` (labctl/preflight.py)."""
+    return _cost_lines(name, shape, float(storage_gbs))
 
 
 # --- create duration -----------------------------------------------------------------------------------------
@@ -603,6 +588,7 @@ ENGINE = Engine(
     endpoints=endpoints,
     backup_problem=backup_problem,
     price_lines=price_lines,
+    price_shape=price_shape,
     mock_outputs=mock_outputs,
     mock_invoke=mock_invoke,
 )

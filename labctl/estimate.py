@@ -300,13 +300,33 @@ class PathReport:
     physical_limit_seconds: float
     ratio: float
     sources: list[str] = field(default_factory=list)
+    # resources whose create duration has no source ("<name>: <why>"); they count 0 s, so the times are lower bounds
+    unknown: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def _engine_duration(resource_type: str) -> Mapping[str, Any] | None:
+    """The engine's create-duration entry of its resource type (``Engine.durations``), if it has one."""
+    engine = engines.engine_of_type(resource_type)
+    return engine.durations.get(resource_type) if engine is not None else None
+
+
+def duration_unknown(resource_type: str) -> str | None:
+    """Why the create duration of ``resource_type`` is unknown (its engine says so, with no figure), or None."""
+    spec = _engine_duration(resource_type)
+    if spec is not None and spec.get("seconds") is None:
+        return str(spec.get("note") or "unknown")
+    return None
+
+
 def create_seconds(resource_type: str) -> float:
-    """Typical create duration of one custom resource of ``resource_type``."""
+    """Typical create duration of one custom resource of ``resource_type`` (0 when its engine marks it unknown:
+    ``duration_unknown`` says so, and ``critical_path`` reports it)."""
+    engine_spec = _engine_duration(resource_type)
+    if engine_spec is not None:
+        return float(engine_spec["seconds"]) if engine_spec.get("seconds") is not None else 0.0
     table = duration_table()
     spec = table["types"].get(resource_type)
     if spec is None and resource_type.startswith("pulumi-python:dynamic"):
@@ -403,4 +423,5 @@ def critical_path(resources: Sequence[Any]) -> PathReport:
         physical_limit_seconds=limit,
         ratio=round(end / limit, 3) if limit else 0.0,
         sources=source_lines(table, sorted(used_sources)),
+        unknown=[f"{r.name}: {why}" for r in customs if (why := duration_unknown(r.resource_type))],
     )

@@ -144,7 +144,11 @@ def render_text(report: dict[str, Any]) -> str:
         price = (
             "free"
             if line.get("free")
-            else ("unknown" if line.get("note") == estimate.NOT_PRICED else f"${line['monthly']:.2f}")
+            else (
+                "unknown"
+                if line.get("note") == estimate.NOT_PRICED or str(line.get("note", "")).startswith("cost unknown")
+                else f"${line['monthly']:.2f}"
+            )
         )
         out.append(f"  {line['name']:<28} {line['item']:<34} {price}")
     out += _lab_hours_lines(report.get("labHours"))
@@ -154,10 +158,13 @@ def render_text(report: dict[str, Any]) -> str:
     path = report["criticalPath"]
     out.append("")
     out.append(
-        f"Critical path of `pulumi up`: {_minutes(path['seconds'])} ({' -> '.join(path['path'])}); "
+        f"Critical path of `pulumi up`: {'at least ' if path.get('unknown') else ''}{_minutes(path['seconds'])} "
+        f"({' -> '.join(path['path'])}); "
         f"serial sum {_minutes(path['serial_seconds'])}; physical limit {_minutes(path['physical_limit_seconds'])}; "
         f"ratio {path['ratio']:.2f}"
     )
+    for item in path.get("unknown") or []:
+        out.append(f"  create duration unknown (counted as 0): {item}")
     for w in report["warnings"]:
         out.append(f"warning: {w}")
     out.append("")
@@ -172,8 +179,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"### `{report['stack']}`: {status}",
         "",
         f"{s['resources']} resources · {s['verdictsFailed']} failed verdicts · {s['mandatoryFindings']} mandatory / "
-        f"{s['advisoryFindings']} advisory findings · ${s['monthlyCostUsd']:.2f}/month · critical path "
-        f"{_minutes(s['criticalPathSeconds'])}",
+        f"{s['advisoryFindings']} advisory findings · {'≥ ' if report['cost'].get('unpriced') else ''}"
+        f"${s['monthlyCostUsd']:.2f}/month · critical path "
+        f"{'≥ ' if report['criticalPath'].get('unknown') else ''}{_minutes(s['criticalPathSeconds'])}",
         "",
         "| reachability | expected | actual | |",
         "|---|---|---|---|",

@@ -335,12 +335,12 @@ def test_good_postgresql_config_parses():
 
 
 # --- cost ----------------------------------------------------------------------------------------------------
-def _compute_table() -> dict:
-    return json.loads((ROOT / "labctl" / "data" / "prices.json").read_text())["compute"]
+def _price_table() -> dict:
+    return json.loads((ROOT / "labctl" / "data" / "prices.json").read_text())
 
 
 def test_cost_lines_of_the_default_shape():
-    lines, ids = pg.monthly_lines("db", SHAPE, 50, 744, _compute_table())
+    lines, ids = pg.monthly_lines("db", SHAPE, 50, 744, _price_table())
     by_item = {ln["item"]: ln for ln in lines}
     assert by_item["PostgreSQL.VM.Standard.E5.Flex OCPU (compute)"]["monthly"] == round(2 * 744 * 0.03, 2)
     assert by_item["PostgreSQL.VM.Standard.E5.Flex memory (compute)"]["monthly"] == round(32 * 744 * 0.002, 2)
@@ -348,7 +348,8 @@ def test_cost_lines_of_the_default_shape():
     assert by_item["database optimized storage"]["monthly"] == round(50 * 0.072, 2)
     vpu = by_item["storage performance (VPUs)"]
     assert vpu["monthly"] is None and vpu["note"].startswith("cost unknown")
-    assert ids == ["oci-pricing-mcp-bundle", "sku-e5"]
+    assert ids == ["psql-price-list", "psql-billing", "oci-pricing-mcp-bundle", "sku-e5"]
+    assert all(sid in _price_table()["sources"] for sid in ids)
     known = sum(ln["monthly"] for ln in lines if ln["monthly"] is not None)
     assert 230 < known < 250  # about $242 a month: not a free lab
 
@@ -358,7 +359,8 @@ def test_price_lines_of_the_declared_db_system(pgplan):
 
     db = the(pgplan, DBSYS)
     assert pg.sized_shape(db) == SHAPE
-    lines = ENGINE.price_lines(db, None)
+    lines, ids = ENGINE.price_lines(db, None)
+    assert "psql-price-list" in ids
     assert lines and all(isinstance(ln, CostLine) and ln.resource_type == DBSYS and not ln.free for ln in lines)
     unknown = [ln for ln in lines if ln.note.startswith("cost unknown")]
     assert [ln.item for ln in unknown] == ["storage performance (VPUs)"] and unknown[0].monthly == 0.0
@@ -367,8 +369,20 @@ def test_price_lines_of_the_declared_db_system(pgplan):
     )
 
 
+def test_the_plan_cost_report_counts_the_db_system_and_names_what_is_unknown(pgplan):
+    from labctl.estimate import monthly_cost, price_db_system
+
+    report = monthly_cost(pgplan.resources)
+    db_lines = [ln for ln in report.lines if ln.resource_type == DBSYS]
+    assert db_lines and round(sum(ln.monthly for ln in db_lines), 2) > 230
+    assert any("lab-postgresql" in u for u in report.unpriced)  # the VPU line: cost unknown
+    assert any("Database with PostgreSQL - X86" in src for src in report.sources)
+    lines, ids = price_db_system("db", SHAPE, 50, None, engine="postgresql")
+    assert [ln.item for ln in lines] == [ln.item for ln in db_lines] and "psql-billing" in ids
+
+
 def test_an_unsourced_series_is_cost_unknown_never_zero():
-    lines, _ = pg.monthly_lines("db", "PostgreSQL.VM.Standard.E6.Flex.2.32GB", 10, 744, _compute_table())
+    lines, _ = pg.monthly_lines("db", "PostgreSQL.VM.Standard.E6.Flex.2.32GB", 10, 744, _price_table())
     [compute] = [ln for ln in lines if "compute" in ln["item"]]
     assert compute["monthly"] is None and "cost unknown" in compute["note"]
     assert any(ln["item"] == "PostgreSQL service OCPU fee" and ln["monthly"] for ln in lines)
@@ -381,6 +395,26 @@ def test_expected_data_travels_as_a_tag(pgplan):
 
 def test_create_duration_is_marked_unknown():
     assert pg.DURATIONS[DBSYS]["seconds"] is None and "unknown" in pg.DURATIONS[DBSYS]["note"]
+
+
+def test_the_critical_path_says_the_db_duration_is_unknown_and_the_plan_prints_lower_bounds(pgplan):
+    from conftest import full_keys
+
+    from labctl.estimate import critical_path, duration_unknown
+    from labctl.plan import build_report, render_markdown, render_text
+
+    assert duration_unknown(DBSYS) and duration_unknown("oci:Core/vcn:Vcn") is None
+    path = critical_path(pgplan.resources)
+    assert [u.split(":")[0] for u in path.unknown] == ["lab-postgresql"]
+    report = build_report(pgplan, full_keys(good_raw(dbEngine="postgresql")))
+    text = render_text(report)
+    assert (
+        "Critical path of `pulumi up`: at least " in text
+        and "create duration unknown (counted as 0): lab-postgresql" in text
+    )
+    [vpu] = [ln for ln in text.splitlines() if "storage performance (VPUs)" in ln]
+    assert vpu.rstrip().endswith("unknown")
+    assert "≥ $" in render_markdown(report) and "critical path ≥ " in render_markdown(report)
 
 
 def test_sizing_facts_say_a_resize_is_in_place_and_cite_the_provider():
