@@ -48,6 +48,7 @@ app = AppServer(
         ssh_public_key=cfg.ssh_public_key,
         name_prefix=cfg.name_prefix,
         tags=cfg.tags,
+        client_packages=cfg.engine.app_packages(),
     ),
 )
 

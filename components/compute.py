@@ -28,10 +28,11 @@ class AppServerArgs:
     ocpus: float | None = None
     memory_gbs: float | None = None
     image_id: str | None = None
+    client_packages: tuple[str, ...] | None = None  # the engine's client (Engine.app_packages); None: the default's
 
 
 class AppServer(pulumi.ComponentResource):
-    """The VM students log in to; cloud-init installs a MySQL client and the app directory for ``.env``."""
+    """The VM students log in to; cloud-init installs the engine's client and the app directory for ``.env``."""
 
     instance_id: pulumi.Output[str]
     public_ip: pulumi.Output[str]
@@ -61,7 +62,10 @@ class AppServer(pulumi.ComponentResource):
                 display_name=f"{args.name_prefix}-app-vnic",
                 freeform_tags=args.tags,
             ),
-            metadata={"ssh_authorized_keys": args.ssh_public_key, "user_data": user_data_b64()},
+            metadata={
+                "ssh_authorized_keys": args.ssh_public_key,
+                "user_data": user_data_b64(packages=args.client_packages),
+            },
             # Only the v2 metadata endpoint (needs a header), which blunts SSRF against instance credentials.
             instance_options=oci.core.InstanceInstanceOptionsArgs(are_legacy_imds_endpoints_disabled=True),
             # Boot volume encrypted in transit (CIS OCI v3.0.0 3.3, checkov CKV_OCI_4). OCI supports it for

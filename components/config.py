@@ -175,8 +175,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "dbEngine",
         "string",
-        "mysql",
-        "mysql",
+        engines.DEFAULT,
+        engines.DEFAULT,
         "Database engine: mysql (MySQL HeatWave DB system); mysql-vm, mariadb-vm, postgresql-vm (the server on a "
         "private VM, VM.Standard.E2.1.Micro by default).",
         "ENGINES",
@@ -185,7 +185,7 @@ SETTINGS: tuple[Setting, ...] = (
         "dbShape",
         "string",
         "",
-        "MySQL.Free",
+        engines.get(engines.DEFAULT).example_shape,
         'Shape of the database; "" = the engine\'s default (MySQL.Free for mysql, VM.Standard.E2.1.Micro for the '
         "*-vm engines; both Always Free).",
         "Engine.shape_ok",

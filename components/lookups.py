@@ -49,6 +49,7 @@ TOKEN_COMPUTE_SHAPES = "oci:Core/getShapes:getShapes"
 # your home region"; the docs themselves were not reachable from here). The same pages name the shapes.
 FREE_APP_SHAPE = "VM.Standard.E2.1.Micro"
 FREE_POOL_SHAPE = "VM.Standard.A1.Flex"
+PAID_DB_EXAMPLE = engines.get(engines.DEFAULT).paid_shape or engines.get(engines.DEFAULT).example_shape
 FREE_DB_SHAPES = frozenset(e.always_free_shape for e in engines.ENGINES.values() if e.always_free_shape)  # MySQL.Free
 # The A1 pool: 1,500 OCPU hours and 9,000 GB hours a month, "equivalent to 2 OCPUs and 12 GB of memory" (same OCI
 # page, as of June 2026; labctl/data/prices.json source "a1-halved-2026"). An A1 VM within it is an Always Free VM.
@@ -103,7 +104,7 @@ def home_region_problem(region: str, home_region: str, free_parts: Sequence[str]
         f"this stack deploys to region {region}, but the tenancy's home region is {home_region}, and Always Free "
         f"resources exist only in the home region ({'; '.join(free_parts)}). Outside it they fail or are billed. "
         f"Fix: `pulumi config set oci:region {home_region}` (or choose paid shapes, e.g. appShape VM.Standard.E4.Flex "
-        "and dbShape MySQL.2, and check their cost with `labctl plan`)."
+        f"and dbShape {PAID_DB_EXAMPLE}, and check their cost with `labctl plan`)."
     )
 
 

@@ -108,6 +108,8 @@ class Engine:
     local_server: str | None = None  # which loopback server plays it ("mariadb" | "postgresql")
     # every TLS mode the check accepts for this engine (EnvFile sslMode), in its spelling; () = only ssl_mode
     ssl_modes: tuple[str, ...] = ()
+    # the client package(s) cloud-init installs on the app VM (Oracle Linux 9 names); None = the family's
+    client_packages: tuple[str, ...] | None = None
     # How the builder honours config dbState (labctl class stop|start), with its source; "" = it cannot stop the DB
     # (config refuses dbState INACTIVE rather than report a stop that did not happen).
     stop_via: str = ""
@@ -142,6 +144,12 @@ class Engine:
     # db-backups-enabled); the default knows nothing to check
     backup_problem: Callable[[Any], str | None] = _none
 
+    def app_packages(self) -> tuple[str, ...]:
+        """What the app VM's cloud-init installs so students can reach this engine by hand."""
+        if self.client_packages is not None:
+            return self.client_packages
+        return FAMILY_CLIENT_PACKAGES.get(self.family, ())
+
     def shape_ok(self, shape: str) -> bool:
         import re
 
@@ -158,6 +166,11 @@ def database_url(scheme: str, host: str, port: int | str, database: str, user: s
     auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
     return f"{scheme}://{auth}@{host}:{port}/{quote(database, safe='')}?{key}={quote(ssl, safe='')}"
 
+
+# The command-line client of each family on Oracle Linux 9 (AppStream): "mysql" (mysql, mysqldump; the app VM has
+# installed it since the first version of this lab) and "postgresql" (psql, pg_dump; the server is the separate
+# postgresql-server package, as the RHEL 9 guide "Installing PostgreSQL" describes it).
+FAMILY_CLIENT_PACKAGES: dict[str, tuple[str, ...]] = {"mysql": ("mysql",), "postgresql": ("postgresql",)}
 
 ASCII_SPECIALS = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ "
 

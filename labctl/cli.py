@@ -413,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--fixture", type=Path, help="offline: a saved Usage API answer (JSON) instead of OCI")
     u.set_defaults(func=_cmd_class_usage)
 
-    loc = sub.add_parser("local", help="rehearse the whole lab on this machine: namespaces, nftables, sshd, MariaDB")
+    loc = sub.add_parser(
+        "local", help="rehearse the whole lab on this machine: namespaces, nftables, sshd, the engine's DB server"
+    )
     lsub = loc.add_subparsers(dest="verb", required=True)
     for verb, text in (
         ("up", "build the planned lab, run the EnvFile check, prove every verdict by packets; leave it running"),

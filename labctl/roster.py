@@ -194,16 +194,18 @@ def known_shapes() -> dict[str, Any]:
 
 
 def check_shape(kind: str, value: str) -> str | None:
-    """Why ``value`` is not a known OCI shape of ``kind`` (``compute`` or ``mysql``), with "did you mean", or None."""
+    """Why ``value`` is not a known OCI shape of ``kind`` (``compute``, or an engine's name: the shapes.json table of
+    that engine), with "did you mean", or None. An engine without a table is left to its config validation."""
     table = known_shapes()
-    names = table[kind]
-    if value in names:
+    names = table.get(kind)
+    if names is None or value in names:
         return None
-    if kind == "mysql" and re.match(table["mysql_legacy_pattern"], value):
+    legacy = table.get(f"{kind}_legacy_pattern")
+    if legacy and re.match(legacy, value):
         return None
     near = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
     hint = f"; did you mean {near[0]}?" if near else f"; known: {', '.join(names[:6])}, …"
-    what = "compute (VM) shape" if kind == "compute" else "MySQL HeatWave shape"
+    what = "compute (VM) shape" if kind == "compute" else f"shape of engine {kind}"
     return f"'{value}' is not a known OCI {what}{hint} (labctl/data/shapes.json)"
 
 
@@ -571,7 +573,7 @@ def parse_class_config(text: str, source: str = "class.yaml") -> ClassConfig:
         )
     # A DB-VM engine's dbShape is a compute shape (its DB runs on a VM); otherwise a managed DB shape.
     db_engine = engines.ENGINES.get(str(values.get("dbEngine") or engines.DEFAULT).strip().lower())
-    db_kind = "compute" if db_engine is not None and vmdb.is_db_vm_engine(db_engine) else "mysql"
+    db_kind = "" if db_engine is None else "compute" if vmdb.is_db_vm_engine(db_engine) else db_engine.name
     for key, kind in (("appShape", "compute"), ("dbShape", db_kind)):
         value = values.get(key)
         if value:

@@ -36,8 +36,8 @@ DYNAMIC_TYPE = "pulumi_dynamic_resource"
 
 # Pulumi type token → Terraform type, for every type the program declares (pulumi-oci's tokens are generated from
 # the Terraform names: oci_core_security_list → oci:Core/securityList:SecurityList). Other oci: tokens follow the
-# same rule (``terraform_type``), which is how every engine's types are named (``oci:Mysql/mysqlDbSystem:MysqlDbSystem``
-# → ``oci_mysql_mysql_db_system``), so no engine needs an entry here.
+# same rule (``terraform_type``), which is also how every engine's types are named (``oci:<Module>/<resource>:<Name>``
+# → ``oci_<module>_<resource>``), so no engine needs an entry here.
 TF_TYPES: dict[str, str] = {
     "oci:Core/vcn:Vcn": "oci_core_vcn",
     "oci:Core/subnet:Subnet": "oci_core_subnet",

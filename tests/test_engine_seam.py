@@ -3,6 +3,7 @@ imports stay pure (stdlib only at import time), so they load where only pulumi-p
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -101,3 +102,106 @@ def test_database_url_percent_encodes_user_and_password_and_names_the_tls_mode()
     assert url.startswith(f"{engine.url_scheme}://app:p%40ss%3Aw%2Frd%25@10.0.1.5:3306/lab?")
     assert re.search(r"\?(ssl-mode|sslmode)=", url)
     assert len(DOTENV_KEYS) == 8 and DOTENV_KEYS[-1] == "DATABASE_URL"
+
+
+# --- nothing outside an engine's module names it ------------------------------------------------------------------
+
+NEUTRAL_SOURCES = ("components", "labctl", "policy")
+ENGINE_WORDS = re.compile(r"mysql|mariadb|postgres|psql|heatwave", re.IGNORECASE)
+# Files outside engines/ that may name an engine in code, each with the reason. Docstrings and comments are free.
+ALLOWED_ENGINE_WORDS: dict[str, str] = {
+    "components/config.py": "the config schema's descriptions (Pulumi.yaml's config block is generated from them) tell "
+    "the student which shapes each dbEngine takes",
+    "labctl/local/servers.py": "the loopback servers that play the engines in `labctl local` (MariaDB, PostgreSQL: "
+    "Engine.local_server names them)",
+    "labctl/local/command.py": "starts the loopback server the plan's engine asks for (Engine.local_server) and says "
+    "how to install it",
+    "labctl/savings.py": "cites the DB service's billing page for stopped DB systems (issue 13 savings)",
+}
+
+
+def _neutral_files() -> list[Path]:
+    files = [p for d in NEUTRAL_SOURCES for p in sorted((ROOT / d).rglob("*.py"))]
+    return [*files, ROOT / "__main__.py"]
+
+
+def _code_texts(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every identifier and string literal of a module except docstrings: what the code names."""
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    out = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            out.append((line, node.value))
+        elif isinstance(node, ast.Name):
+            out.append((line, node.id))
+        elif isinstance(node, ast.Attribute):
+            out.append((line, node.attr))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.append((line, node.name))
+        elif isinstance(node, ast.arg):
+            out.append((line, node.arg))
+        elif isinstance(node, ast.alias):
+            out.append((line, node.name))
+    return out
+
+
+def _engine_module(engine: Engine) -> Path:
+    """The module that defines ``engine`` (where its build hook lives, or, for engines made by a shared factory, the
+    module the registry imported it from)."""
+    for path in (ROOT / "engines").glob("*.py"):
+        if re.search(rf"\bname=\"{re.escape(engine.name)}\"", path.read_text(encoding="utf-8")):
+            return path
+    return ROOT / "engines" / f"{engine.build.__module__.rsplit('.', 1)[-1]}.py"
+
+
+def test_no_module_outside_an_engine_names_its_resource_types():
+    sources = {p: p.read_text(encoding="utf-8") for p in _neutral_files()}
+    sources |= {p: p.read_text(encoding="utf-8") for p in (ROOT / "engines").glob("*.py")}
+    found = []
+    for engine in engines.ENGINES.values():
+        owner = _engine_module(engine)
+        for token in engine.resource_types:
+            found += [
+                f"{p.relative_to(ROOT)} names {token}" for p, text in sources.items() if p != owner and token in text
+            ]
+    assert found == []
+
+
+def test_no_module_outside_engines_names_an_engine_except_the_allowed_ones():
+    found = []
+    for path in _neutral_files():
+        rel = str(path.relative_to(ROOT))
+        if rel in ALLOWED_ENGINE_WORDS:
+            continue
+        for line, text in _code_texts(ast.parse(path.read_text(encoding="utf-8"))):
+            if ENGINE_WORDS.search(text):
+                found.append(f"{rel}:{line}: {text[:80]!r}")
+    assert found == [], "ask the registry (engines.get(name).<field>) instead of naming an engine:\n" + "\n".join(found)
+
+
+def test_the_scan_can_fail(tmp_path):
+    """The scans read code, not docstrings: a literal naming an engine is caught, a docstring saying it is not."""
+    code = '"""Talks about MySQL."""\nPORT = {"mysql": 3306}\n'
+    texts = [t for _, t in _code_texts(ast.parse(code))]
+    assert "mysql" in texts and not any("MySQL." in t for t in texts)
+
+
+def test_every_allowed_file_still_needs_its_entry():
+    for rel in ALLOWED_ENGINE_WORDS:
+        texts = [t for _, t in _code_texts(ast.parse((ROOT / rel).read_text(encoding="utf-8")))]
+        assert any(ENGINE_WORDS.search(t) for t in texts), f"{rel} no longer names an engine: drop its allow-list entry"
+
+
+def test_the_policy_rules_and_the_resource_model_import_where_only_pulumi_policy_is_installed():
+    """policy/rules.py runs in the policy pack's own virtualenv: it, components.ocimodel and the registry must import
+    with pulumi, pulumi_oci, the drivers and paramiko unavailable."""
+    done = _import_blocked(["policy.rules", "components.ocimodel", "engines"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

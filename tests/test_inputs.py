@@ -261,7 +261,7 @@ def test_plan_with_bad_stack_file_exits_2(tmp_path, capsys):
     [
         ("appShape: VM.Standard.E4.Flx", "did you mean VM.Standard.E4.Flex?"),
         ("appShape: VM.Standard2.3", "is not a known OCI compute (VM) shape"),
-        ("dbShape: MySQL.999", "is not a known OCI MySQL HeatWave shape"),
+        ("dbShape: MySQL.999", "is not a known OCI shape of engine mysql"),
         ("dbShape: MySQL.Fre", "did you mean MySQL.Free?"),
     ],
     ids=["flex-typo", "no-such-size", "mysql-999", "mysql-free-typo"],
