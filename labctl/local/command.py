@@ -278,11 +278,12 @@ def local_server(resources: Sequence[Any]) -> str:
     """Which loopback server plays the plan's database: its engine's ``local_server`` (the registry knows the engine
     by the type of the resource that is its endpoint); MariaDB when the plan declares none."""
     import engines
+    from policy.rules import db_endpoints
 
-    for r in resources:
-        engine = engines.engine_of_type(r.resource_type)
-        if engine is not None and r.resource_type == engine.endpoint_type:
-            return engine.local_server or MARIADB
+    # each engine finds its own endpoint (a DB-VM engine's is a core instance, a neutral type: engine_of_type cannot
+    # tell it from the app VM)
+    for ep in db_endpoints(resources):
+        return engines.get(ep.engine).local_server or MARIADB
     return MARIADB
 
 
