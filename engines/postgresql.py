@@ -1,8 +1,8 @@
 """``postgresql``: OCI Database with PostgreSQL (managed PostgreSQL, ``oci.psql.DbSystem``) in the private subnet.
 
 Not Always Free: priced per OCPU-hour (compute of the shape plus the service's own OCPU fee), per GB-hour of memory
-and per GB-month of data actually stored (``PRICES``). Pure at import time (engines/base.py, IMPORT RULE): pulumi and
-pulumi_oci are imported inside ``build``; this module is also what the policy pack reads.
+and per GB-month of data actually stored (labctl/data/prices.json "postgresql"). Pure at import time
+(engines/base.py, IMPORT RULE): pulumi and pulumi_oci are imported inside ``build``; the policy pack reads this module.
 
 Provider facts below cite oracle/terraform-provider-oci v8.28.0 (the provider pulumi-oci 5.5.0 wraps),
 ``internal/service/psql/psql_db_system_resource.go`` as ``res.go:<line>``; argument names are those of
@@ -12,9 +12,10 @@ What the service gives, and what the lab adds:
 - one primary DB instance in the private subnet, reached at ``network_details.primary_db_endpoint_private_ip``
   (Optional+Computed+ForceNew, res.go:83-88: the service picks a free address when none is sent) on port 5432;
   no public endpoint exists for this service (``NetworkDetails`` has only a subnet, NSGs and a private IP);
-- an administrator that is NOT a superuser: OCI gives it ``oci_admin_role``, with which it creates users, roles and
-  databases (OCI docs "Managing the Administrator Credentials for a Database System",
-  https://docs.oracle.com/iaas/Content/postgresql/reset-db-admin-credentials.htm);
+- an administrator that is NOT a superuser: OCI gives it ``oci_admin_role``; it "can create users and roles and
+  enable certain extensions" (OCI docs "Managing the Administrator Credentials for a Database System",
+  https://docs.oracle.com/iaas/Content/postgresql/reset-db-admin-credentials.htm). That it may also CREATE DATABASE
+  is not stated in the pages read: the check needs it, and reports PostgreSQL's refusal (SQLSTATE 42501) if not;
 - no application database: only PostgreSQL's own ``postgres`` (the check logs in there and creates the lab's
   database and the least-privilege app user, engines/pgcheck.py);
 - TLS only: the service accepts ``hostssl`` connections only, TLSv1.2 (OCI tutorial "Configure Secure Socket Layer in
@@ -46,9 +47,9 @@ PORT = 5432  # PostgreSQL's port; the service's endpoints report it (ConnectionD
 HOSTNAME_LABEL = "postgresql"  # used only in display names: the service names its own FQDN (primaryDbEndpoints)
 # Major version sent as db_version (Required+ForceNew, res.go:46-50; SetData keeps only the major part, res.go:1525).
 # 14 is what the provider's acceptance test creates (internal/integrationtest/psql_db_system_test.go:69); 16 is the
-# default of public OCI configs (oracle service operator sample, community modules) and the newest version all of them
-# name; the SDK's own docstring gives "17" as an example. A change of this value REPLACES the DB system and its data
-# (the lab never sends allow_major_version_upgrade).
+# default public configs found by code search give (a module's `psql_version` default 16, an operator's dbVersion
+# default "16"); the SDK's own docstring gives "17" as an example. A change of this value REPLACES the DB system and
+# its data (the lab never sends allow_major_version_upgrade).
 DB_VERSION = "16"
 # The only storage type the provider accepts (res.go:117-123 StringInSlice {"OCI_OPTIMIZED_STORAGE"}).
 STORAGE_SYSTEM_TYPE = "OCI_OPTIMIZED_STORAGE"
@@ -61,7 +62,7 @@ STORAGE_SYSTEM_TYPE = "OCI_OPTIMIZED_STORAGE"
 MAX_STORAGE_GBS = 32 * 1024
 DATA_GB_TAG = "oci-dblab-expected-data-gb"
 
-# Shapes: <series>.<OCPUs>.<memory>GB, the sized form OCI lists and the provider's tests create
+# Shapes: <series>.<OCPUs>.<memory>GB, the sized form public configs and the provider's tests create
 # ("PostgreSQL.VM.Standard.E5.Flex.2.32GB", psql_db_system_test.go:72 and :156; E4 in examples/psql/main.tf).
 # The lab splits it into the flexible series (sent as `shape`) plus instance_ocpu_count and
 # instance_memory_size_in_gbs, the form the same test applies as an update (psql_db_system_test.go:320-322), so
@@ -172,7 +173,7 @@ def db_system_args(args: Any, admin_password: Any, secret: Callable[[Any], Any] 
         "state": getattr(args, "state", "ACTIVE"),
     }
     if args.backup_retention_days:
-        # Daily automatic backups kept N days (management_policy.backup_policy, Optional+Computed, res.go:382-;
+        # Daily automatic backups kept N days (management_policy.backup_policy, Optional+Computed, res.go:382-388;
         # kind DAILY as in public configs; left out: the service's default policy applies).
         days = int(args.backup_retention_days)
         kwargs["management_policy"] = {

@@ -229,9 +229,13 @@ def test_port_5432_is_open_only_from_the_app_subnet(pgplan):
 
 
 def test_policy_rules_pass(pgplan):
+    from test_policy import as_policy_resources
+
     from policy.rules import evaluate
 
     assert evaluate(pgplan.resources) == []
+    # the same rules on pulumi-policy's own resource objects (what the real pack is handed)
+    assert evaluate(as_policy_resources(pgplan.resources)) == []
 
 
 def test_plan_verdicts_for_5432(pgplan):
@@ -452,3 +456,80 @@ def test_readme_engine_table_has_the_postgresql_row():
     row = rows[0]
     for words in ("oci.psql.DbSystem", "5432", "require", "not Always Free"):
         assert words in row, words
+
+
+# --- the real policy pack over the Analyzer protocol, preview and up -----------------------------------------
+def _pg_password_unmarked(rs):
+    db = next(r for r in rs if r.resource_type == DBSYS)
+    db.secret_paths.clear()
+    db.additional_secret_outputs.clear()
+
+
+def _pg_db_in_public_subnet(rs):
+    db = next(r for r in rs if r.resource_type == DBSYS)
+    [public] = [r for r in rs if r.name == "lab-public-subnet" and r.custom]
+    old = db.props["networkDetails"]["subnetId"]
+    db.props["networkDetails"]["subnetId"] = public.id
+    old_urn = next(x.urn for x in rs if x.id == old)
+    db.property_dependencies["networkDetails"] = [
+        public.urn if u == old_urn else u for u in db.property_dependencies["networkDetails"]
+    ]
+    db.dependencies = [public.urn if u == old_urn else u for u in db.dependencies]
+
+
+def _pg_backups_off(rs):
+    db = next(r for r in rs if r.resource_type == DBSYS)
+    db.props["managementPolicy"] = {"backupPolicy": {"kind": "NONE"}}
+
+
+def _pg_db_alarms_removed(rs):
+    rs[:] = [r for r in rs if not (r.resource_type == "oci:Monitoring/alarm:Alarm" and "-db-" in r.name)]
+
+
+def _pg_db_port_open(rs):
+    _private_sl(rs).props["ingressSecurityRules"][0]["source"] = "0.0.0.0/0"
+
+
+PACK_CASES = [
+    ("default", lambda rs: None, set()),
+    ("db-port-open", _pg_db_port_open, {("db-port-only-from-app-subnet", "lab-private-sl", "mandatory")}),
+    ("password-unmarked", _pg_password_unmarked, {("password-inputs-secret", "lab-postgresql", "mandatory")}),
+    (
+        "db-in-public-subnet",
+        _pg_db_in_public_subnet,
+        {
+            ("no-public-ip-in-private-subnet", "lab-postgresql", "mandatory"),
+            ("db-subnet-no-internet-route", "lab-public-rt", "mandatory"),
+        },
+    ),
+    ("backups-off", _pg_backups_off, {("db-backups-enabled", "lab-postgresql", "advisory")}),
+    ("db-without-alarm", _pg_db_alarms_removed, {("db-alarm-to-topic", "lab-postgresql", "advisory")}),
+]
+
+
+@pytest.fixture(scope="module")
+def pack():
+    from labctl.analyzerhost import PolicyPackHost
+
+    with PolicyPackHost() as host:
+        host.configure()
+        yield host
+
+
+@pytest.mark.parametrize(("case", "change", "expected"), PACK_CASES, ids=[c[0] for c in PACK_CASES])
+def test_the_real_pack_judges_a_postgresql_stack_in_preview_and_after_up(pack, pgplan, case, change, expected):
+    import copy
+
+    from labctl.analyzerhost import FORMS, encode
+    from policy.rules import evaluate
+
+    resources = copy.deepcopy(pgplan.resources)
+    change(resources)
+    names = {r.urn: r.name for r in resources}
+    assert {(f.rule, f.name, f.level) for f in evaluate(resources)} == expected
+    for form in FORMS:
+        request = encode(
+            resources, form, stack=pgplan.stack, stack_outputs=pgplan.outputs, secret_outputs=pgplan.secret_outputs
+        )
+        found = {(d.policy, names.get(d.urn, d.urn), d.level) for d in pack.analyze_stack(request)}
+        assert found == expected, form
