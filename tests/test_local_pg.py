@@ -90,18 +90,19 @@ def test_postgresql_plays_the_db_in_its_namespace_and_the_app_vm_reaches_it_thro
     assert not any(servers.alive(int(p)) for p in state["pids"].values())
 
 
-def _pg_stack(tmp_path: Path) -> Path:
+def _pg_stack(tmp_path: Path, engine: str = "postgresql") -> Path:
     dev = (command.REPO_ROOT / "Pulumi.dev.yaml").read_text()
     config = tmp_path / "Pulumi.pg.yaml"
-    config.write_text(
-        dev.replace("  oci-dblab:studentId: dev\n", "  oci-dblab:studentId: dev\n  oci-dblab:dbEngine: postgresql\n")
-    )
+    line = "  oci-dblab:studentId: dev\n"
+    config.write_text(dev.replace(line, f"{line}  oci-dblab:dbEngine: {engine}\n"))
     return config
 
 
-def test_up_check_down_of_a_postgresql_stack(tmp_path: Path):
+@pytest.mark.parametrize("engine", ["postgresql", "postgresql-vm"])
+def test_up_check_down_of_a_postgresql_stack(tmp_path: Path, engine: str):
     lines: list[str] = []
-    opts = command.Options(stack="pg", config_file=_pg_stack(tmp_path), state_dir=tmp_path / "state", out=lines.append)
+    config = _pg_stack(tmp_path, engine)
+    opts = command.Options(stack="pg", config_file=config, state_dir=tmp_path / "state", out=lines.append)
     (tmp_path / "state").mkdir()
     outcome = command.up(opts)
     state = command._read_state(command._state_path(opts))
@@ -116,7 +117,7 @@ def test_up_check_down_of_a_postgresql_stack(tmp_path: Path):
         env = Path(state["runDir"]) / "project" / ".env"
         assert stat.S_IMODE(env.stat().st_mode) == 0o600
         values = dotenv_values(env)
-        assert values["DB_ENGINE"] == "postgresql" and values["DB_PORT"] == "5432"
+        assert values["DB_ENGINE"] == engine and values["DB_PORT"] == "5432"
         assert str(values["DATABASE_URL"]).startswith("postgresql://lab_app:")
         assert command.check(opts).ok
     finally:

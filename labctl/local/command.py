@@ -275,8 +275,8 @@ def _hops(resources: Sequence[Any], topo: topology.Topology, ssh_port: int, db_p
 
 
 def local_server(resources: Sequence[Any]) -> str:
-    """Which loopback server plays the plan's database: its engine's ``local_server`` (the registry knows the engine
-    by the type of the resource that is its endpoint); MariaDB when the plan declares none."""
+    """Which loopback server plays the plan's database: the ``local_server`` of the engine whose endpoint the plan
+    declares; MariaDB when the plan declares none."""
     import engines
     from policy.rules import db_endpoints
 
