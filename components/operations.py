@@ -222,7 +222,8 @@ def db_alarm_specs(engine: Engine, shape: str, storage_gbs: int) -> AlarmPlan:
                 "WARNING",
                 PENDING,
                 f"The database ({shape}) has used more than {CPU_PERCENT}% of its CPU for 5 minutes. Look for "
-                "long-running queries (SHOW PROCESSLIST) or choose a larger dbShape.",
+                f"long-running queries{f' ({engine.activity_query()})' if engine.activity_query() else ''} or "
+                "choose a larger dbShape.",
             )
         )
     if "memory" in metrics:

@@ -150,6 +150,10 @@ class Engine:
             return self.client_packages
         return FAMILY_CLIENT_PACKAGES.get(self.family, ())
 
+    def activity_query(self) -> str:
+        """The statement that lists what the server is running now (alarm advice)."""
+        return FAMILY_ACTIVITY_QUERY.get(self.family, "")
+
     def shape_ok(self, shape: str) -> bool:
         import re
 
@@ -171,6 +175,12 @@ def database_url(scheme: str, host: str, port: int | str, database: str, user: s
 # installed it since the first version of this lab) and "postgresql" (psql, pg_dump; the server is the separate
 # postgresql-server package, as the RHEL 9 guide "Installing PostgreSQL" describes it).
 FAMILY_CLIENT_PACKAGES: dict[str, tuple[str, ...]] = {"mysql": ("mysql",), "postgresql": ("postgresql",)}
+# How a student sees the running statements (the CPU alarm's advice): MySQL/MariaDB SHOW PROCESSLIST, PostgreSQL's
+# pg_stat_activity view (both in the servers' own manuals).
+FAMILY_ACTIVITY_QUERY: dict[str, str] = {
+    "mysql": "SHOW PROCESSLIST",
+    "postgresql": "SELECT pid, state, query FROM pg_stat_activity",
+}
 
 ASCII_SPECIALS = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ "
 
