@@ -18,15 +18,11 @@ ENGINES: dict[str, Engine] = {
 
 DEFAULT = mysql.ENGINE.name  # dbEngine when the stack does not say
 
-# Engines planned but not built yet: named so the error for them can say so instead of "unknown".
+# Engines planned but not built yet: named so the error for them can say so instead of "unknown" (README, "Database
+# engines": why Oracle NoSQL is not an engine of this lab yet).
 PLANNED: dict[str, str] = {
-    "mysql-vm": "self-managed MySQL on a VM in the private subnet",
-    "mariadb-vm": "self-managed MariaDB on a VM in the private subnet",
-    "postgresql-vm": "self-managed PostgreSQL on a VM in the private subnet",
-    "postgresql": "OCI Database with PostgreSQL",
     "nosql": "Oracle NoSQL Database Cloud (reached over a public HTTPS endpoint, not a private IP)",
 }
-PLANNED = {k: v for k, v in PLANNED.items() if k not in ENGINES}
 
 # Every engine-specific type token (resources and invokes): the neutral code never names one of these.
 ENGINE_RESOURCE_TYPES: frozenset[str] = frozenset(t for e in ENGINES.values() for t in e.resource_types)
@@ -48,4 +44,14 @@ def engine_of_type(type_token: str) -> Engine | None:
     return None
 
 
-__all__ = ["DEFAULT", "DOTENV_KEYS", "ENGINES", "ENGINE_RESOURCE_TYPES", "PLANNED", "Engine", "EndpointModel", "get"]
+__all__ = [
+    "DEFAULT",
+    "DOTENV_KEYS",
+    "ENGINES",
+    "ENGINE_RESOURCE_TYPES",
+    "PLANNED",
+    "Engine",
+    "EndpointModel",
+    "engine_of_type",
+    "get",
+]
