@@ -411,3 +411,34 @@ class _Greeting:
 )
 def test_server_version_reads_like_select_version(greeting: str, expected: str):
     assert mysqlcheck.server_version(_Greeting(greeting)) == expected
+
+
+class _SilentAdapter:
+    """An adapter that claims no error: the generic DB-hop meaning must apply."""
+
+    def diagnose(self, hop, exc, req):
+        return None
+
+
+@pytest.mark.parametrize(
+    ("exc", "cause", "retryable"),
+    [
+        (ssl.SSLError("handshake failure"), "tls", False),
+        (envcheck.TlsNotNegotiated("session is not encrypted"), "tls", False),
+        (ConnectionResetError("reset by peer"), "not-ready", True),
+        (ValueError("S3cr3t'Admin#pw rejected"), "sql", False),
+    ],
+)
+def test_the_db_hops_fall_back_to_the_generic_meaning_when_the_adapter_claims_nothing(exc, cause, retryable):
+    diagnosis = envcheck.diagnose(envcheck.HOP_ADMIN, exc, _request(), _SilentAdapter())
+    assert (diagnosis.hop, diagnosis.cause, diagnosis.retryable) == (envcheck.HOP_ADMIN, cause, retryable)
+    assert diagnosis.message.startswith("DB hop (login as 'admin' to 10.0.2.15:3306")
+    assert "S3cr3t" not in diagnosis.message  # the adapter's silence does not leak the password either
+
+
+def test_the_request_engine_picks_the_adapter():
+    assert envcheck.adapter_of(_request()).family == engines.get(engines.DEFAULT).family
+    pg = next(e for e in engines.ENGINES.values() if e.family == "postgresql")
+    assert envcheck.adapter_of(_request(engine=pg.name)).family == "postgresql"
+    with pytest.raises(KeyError, match="known: "):
+        envcheck.adapter_of(_request(engine="no-such-engine"))
