@@ -22,6 +22,7 @@ BLOCKED = ("pulumi", "pulumi_oci", "pulumi_random", "pulumi_policy", "pymysql", 
 
 BLOCKER = """
 import importlib.abc, json, sys
+BEFORE = set(sys.modules)
 BLOCKED = set(json.loads(sys.argv[1]))
 class Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -31,13 +32,15 @@ class Blocker(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Blocker())
 for module in json.loads(sys.argv[2]):
     __import__(module)
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)))
+OURS = {"components", "engines", "policy", "__main__"}
+NEW = {m.split(".")[0] for m in set(sys.modules) - BEFORE}
+print(json.dumps(sorted(NEW - set(sys.stdlib_module_names) - OURS)))
 """
 
 
 def _import_blocked(modules: list[str], blocked: tuple[str, ...] = BLOCKED) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", BLOCKER, json.dumps(blocked), json.dumps(modules)],
+        [sys.executable, "-S", "-c", BLOCKER, json.dumps(blocked), json.dumps(modules)],  # -S: no site-packages
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -51,6 +54,7 @@ def _engine_modules() -> list[str]:
 
 
 def test_the_registry_and_every_engine_module_import_without_pulumi_or_drivers():
+    """Blocked or not, importing them loads nothing but the standard library and the project's own packages."""
     done = _import_blocked(["engines", *_engine_modules()])
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
