@@ -255,6 +255,7 @@ MAX_BOOT_GBS = 32768
 # watched like the app VM, CPU and memory.
 VM_NAMESPACE = "oci_computeagent"
 VM_METRICS = {"cpu": "CpuUtilization", "memory": "MemoryUtilization"}
+DB_VM_STATES = {"ACTIVE": "RUNNING", "INACTIVE": "STOPPED"}  # config dbState -> the instance's target state
 GENERATED_PASSWORD_SPECIALS = "!#%*+-=?_"  # safe in shells, URLs and .env files; no quote, no $, no backslash
 LAB_CONCEPTS = (
     "the database runs on its own VM (hostname db) in the private subnet with no public IP: only the app VM reaches "
@@ -375,6 +376,11 @@ def build_db_vm(flavor: Flavor, db: Any, name: str, args: Any) -> Any:
         # As the app VM (components/compute.py): IMDS v2 only, boot volume encrypted in transit.
         instance_options=oci.core.InstanceInstanceOptionsArgs(are_legacy_imds_endpoints_disabled=True),
         launch_options=oci.core.InstanceLaunchOptionsArgs(is_pv_encryption_in_transit_enabled=True),
+        # config dbState (labctl class stop|start): always sent, RUNNING too, so a later start undoes a stop
+        # (`state` Optional+Computed, STOPPED|RUNNING: core_instance_resource.go:1020-1028; a change is an in-place
+        # InstanceAction STOP/START, :1131-1150). A stopped VM.Standard.A1.Flex is not billed for OCPUs and memory,
+        # its boot volume still is; an E2.1.Micro is free either way.
+        state=DB_VM_STATES[args.state],
         freeform_tags=tags,
         opts=pulumi.ResourceOptions(
             parent=db,
@@ -424,6 +430,9 @@ def vm_engine(flavor: Flavor, **spec: Any) -> Any:
         "local_server": "mariadb" if flavor.family == "mysql" else "postgresql",
         "needs_os_repositories": True,
         "sizing": {"facts": SIZING},
+        "stop_via": "the DB VM's instance state RUNNING|STOPPED (pulumi_oci 5.5.0 core/instance.py `state`; "
+        "terraform-provider-oci v8.28.0 internal/service/core/core_instance_resource.go:1020-1028, InstanceAction "
+        "STOP/START on a change :1131-1150)",
         "build": build,
         "endpoints": _endpoints_for(flavor),
     }

@@ -329,7 +329,7 @@ class OciMocks(mocks.Mocks):
                     "publicIp": f"203.0.113.{10 + int(_digest(self.stack, args.name, n=4), 16) % 240}"
                     if public
                     else "",
-                    "state": "RUNNING",
+                    "state": str(inputs.get("state") or "RUNNING").upper(),  # a target state given is kept
                     "region": self.region,
                 }
             )

@@ -612,3 +612,13 @@ def test_the_local_server_follows_the_engines_family() -> None:
 
     assert local_server(plan_of(dbEngine="postgresql-vm").resources) == "postgresql"
     assert local_server(plan_of(dbEngine="mariadb-vm").resources) == "mariadb"
+
+
+@pytest.mark.parametrize("db_state,vm_state", [("INACTIVE", "STOPPED"), ("ACTIVE", "RUNNING")])
+def test_db_state_stops_and_starts_the_db_vm(db_state, vm_state) -> None:
+    from conftest import named, plan_of
+
+    plan = plan_of(dbEngine="postgresql-vm", dbState=db_state)
+    vm = named(plan, "lab-db-vm")
+    assert vm.props["state"] == vm_state  # sent either way: a later start must undo a stop
+    assert named(plan, "lab-vm").outputs["state"] == "RUNNING"  # the app VM is not touched
