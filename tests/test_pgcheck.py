@@ -421,3 +421,22 @@ def test_the_check_flow_stops_at_once_on_a_wrong_postgresql_password_without_ech
         envcheck.run_check(req)
     assert info.value.diagnosis.cause == "access-denied" and info.value.attempts == 1
     assert "Not the 'admin' pw" not in str(info.value) and "28P01" in str(info.value)
+
+
+def test_the_launchers_and_the_adapter_import_without_posix_only_modules():
+    """The laptop matrix collects these modules on Windows (no pwd/grp): they may use them only where they run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.abc, sys\n"
+        "class B(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name in ('pwd', 'grp'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, B())\n"
+        "import labctl.local.servers, tests.servers, engines.pgcheck\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -23,7 +23,6 @@ import atexit
 import datetime as dt
 import ipaddress
 import os
-import pwd
 import secrets
 import shutil
 import signal
@@ -508,6 +507,8 @@ class PostgreSQL(Managed):
         """argv prefix that runs a command as PG_USER when we are root (setpriv execs: the pid stays the server's)."""
         if os.geteuid() != 0:
             return []
+        import pwd  # POSIX only: imported where used, so this module still imports on Windows (laptop matrix)
+
         try:
             pwd.getpwnam(PG_USER)
         except KeyError:
@@ -519,6 +520,8 @@ class PostgreSQL(Managed):
     def _give(self, path: Path, mode: int) -> None:
         path.chmod(mode)
         if os.geteuid() == 0:
+            import pwd
+
             entry = pwd.getpwnam(PG_USER)
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
