@@ -199,7 +199,7 @@ def validate(props: dict[str, Any]) -> list[tuple[str, str]]:
     need_text("appHost", "the app VM's public IP (the SSH target)", "129.146.10.20")
     need_text("sshUser", "the VM image's login user", "opc")
     need_text("dbHost", "the DB system's private IP (DB_HOST)", "10.0.2.15")
-    need_text("dbHostname", "the DB system's FQDN (DB_HOSTNAME)", "labdb.private.labvcn.oraclevcn.com")
+    need_text("dbHostname", "the DB's FQDN (the TLS server name)", "labdb.private.labvcn.oraclevcn.com")
     need_text("adminUser", "the DB admin user", "admin")
     need_text("localPath", "where to write the .env on this machine", ".env")
     need_text("remoteDir", "the app directory on the VM", "/home/opc/app")
