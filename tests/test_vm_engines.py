@@ -622,3 +622,106 @@ def test_db_state_stops_and_starts_the_db_vm(db_state, vm_state) -> None:
     vm = named(plan, "lab-db-vm")
     assert vm.props["state"] == vm_state  # sent either way: a later start must undo a stop
     assert named(plan, "lab-vm").outputs["state"] == "RUNNING"  # the app VM is not touched
+
+
+# --- the setup script runs: real bash and openssl, the system's tools stubbed, /etc and /var overlaid --------------
+#
+# In a private mount namespace, /etc and /var are overlays whose writes land in the test's temp dir (the host's files
+# are never touched); systemctl, firewall-cmd, restorecon, ip, hostname, mysql, runuser and postgresql-setup are stubs
+# that record their arguments and input. What is proved: the script runs to the end under `set -euo pipefail`, finds
+# the private IP, makes a certificate for it and the FQDN, writes the server configuration, hands the admin SQL to the
+# server's client and opens the port in firewalld for the app subnet only.
+
+STUBS = {
+    "ip": '[ -n "$STUB_NO_IP" ] || echo "169.254.169.254 via 10.0.1.1 dev ens3 src 10.0.1.2 uid 0"',
+    "hostname": '[ "${1:-}" = -f ] && echo db.priv.labvcn.oraclevcn.com || echo db',
+    "systemctl": "",
+    "firewall-cmd": "",
+    "restorecon": "",
+    "mysql": 'cat >>"$CALLS.sql"',
+    "runuser": 'cat >>"$CALLS.sql"',
+    "postgresql-setup": "mkdir -p /var/lib/pgsql/data && echo 13 >/var/lib/pgsql/data/PG_VERSION && "
+    "echo '# stock' >/var/lib/pgsql/data/postgresql.conf",
+}
+
+
+def _run_setup(flavor: vmdb.Flavor, tmp_path, no_ip: bool = False):
+    import os
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare (Linux): the overlay mounts")
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    calls = tmp_path / "calls"
+    for name, body in STUBS.items():
+        path = stubs / name
+        path.write_text(f'#!/bin/bash\necho "{name} $*" >>"$CALLS"\n{body}\n')
+        path.chmod(0o755)
+    script = tmp_path / "setup.sh"
+    script.write_text(vmdb.render_setup_script(flavor, settings(flavor, "Lab-Admin#2026")))
+    for d in ("etc-up", "etc-work", "var-up", "var-work"):
+        (tmp_path / d).mkdir()
+    # what the server packages ship on Oracle Linux 9 (mysql-server, mariadb-server: the option file directory and
+    # the data directory, made by the package and its first start)
+    (tmp_path / "etc-up" / "my.cnf.d").mkdir()
+    (tmp_path / "var-up" / "lib" / "mysql").mkdir(parents=True)
+    mounts = " && ".join(
+        f"mount -t overlay overlay -o lowerdir=/{top},upperdir={tmp_path}/{top}-up,workdir={tmp_path}/{top}-work /{top}"
+        for top in ("etc", "var")
+    )
+    env = {"PATH": f"{stubs}:/usr/sbin:/usr/bin:/sbin:/bin", "CALLS": str(calls), "STUB_NO_IP": "1" if no_ip else ""}
+    proc = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "bash", "-c", f"{mounts} && bash {script}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    log_path = tmp_path / "var-up" / "log" / "oci-dblab-db-setup.log"
+    log = log_path.read_text() if log_path.exists() else ""
+    return proc, log, calls.read_text() if calls.exists() else "", tmp_path
+
+
+@pytest.mark.real_servers
+@pytest.mark.parametrize("flavor", FLAVORS, ids=lambda f: f.engine)
+def test_the_setup_script_runs_to_the_end(flavor: vmdb.Flavor, tmp_path) -> None:
+    import subprocess
+
+    proc, log, calls, root = _run_setup(flavor, tmp_path)
+    assert proc.returncode == 0, proc.stderr + log
+    assert f"listening on 10.0.1.2:{flavor.port} (TLS only)" in log
+    rich = f'rule family="ipv4" source address="10.0.0.0/24" port port="{flavor.port}" protocol="tcp" accept'
+    assert f"firewall-cmd --permanent --add-rich-rule={rich}" in calls.splitlines()
+    assert f"systemctl enable --now {flavor.service}" in calls
+    sql = (root / "calls.sql").read_text()
+    assert vmdb.admin_verifier(flavor.family, "Lab-Admin#2026", CONTEXT) in sql and "Lab-Admin#2026" not in sql
+    if flavor.family == "mysql":
+        cnf = (root / "etc-up" / "my.cnf.d" / "zz-oci-dblab.cnf").read_text()
+        assert "bind-address=10.0.1.2" in cnf and "require_secure_transport=ON" in cnf
+        cert = root / "var-up" / "lib" / "mysql" / "oci-dblab-cert.pem"
+        key = root / "var-up" / "lib" / "mysql" / "oci-dblab-key.pem"
+        owner = "mysql"
+    else:
+        data = root / "var-up" / "lib" / "pgsql" / "data"
+        assert "listen_addresses = '10.0.1.2'" in (data / "oci-dblab.conf").read_text()
+        assert (data / "postgresql.conf").read_text().count("include 'oci-dblab.conf'") == 1
+        assert "hostssl  lab  app  10.0.0.0/24  scram-sha-256" in (data / "pg_hba.conf").read_text()
+        cert, key, owner = data / "server.crt", data / "server.key", "postgres"
+    assert oct(key.stat().st_mode & 0o777) == "0o600" and key.owner() == owner
+    san = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-ext", "subjectAltName", "-subject"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "DNS:db.priv.labvcn.oraclevcn.com" in san and "IP Address:10.0.1.2" in san and "CN = db" in san
+
+
+@pytest.mark.real_servers
+def test_the_setup_script_stops_when_it_finds_no_private_ip(tmp_path) -> None:
+    proc, log, calls, _ = _run_setup(mysql_vm.FLAVOR, tmp_path, no_ip=True)
+    assert proc.returncode != 0
+    assert "no private IPv4 address found on this VM" in log
+    assert "firewall-cmd" not in calls and "systemctl" not in calls  # nothing was set up half-way
