@@ -423,5 +423,19 @@ def critical_path(resources: Sequence[Any]) -> PathReport:
         physical_limit_seconds=limit,
         ratio=round(end / limit, 3) if limit else 0.0,
         sources=source_lines(table, sorted(used_sources)),
-        unknown=[f"{r.name}: {why}" for r in customs if (why := duration_unknown(r.resource_type))],
+        unknown=[f"{r.name}: {why}" for r in customs if (why := duration_unknown(r.resource_type))]
+        + setup_unknown(resources),
     )
+
+
+def setup_unknown(resources: Sequence[Any]) -> list[str]:
+    """Declared databases whose engine sets the server up after the resource is created (a DB VM's cloud-init) and
+    has no figure for how long that takes (``Engine.durations["endpoint_setup"]`` without seconds)."""
+    from policy.rules import db_endpoints
+
+    out = []
+    for ep in db_endpoints(resources):
+        spec = engines.get(ep.engine).durations.get("endpoint_setup") if ep.engine in engines.ENGINES else None
+        if spec is not None and spec.get("seconds") is None:
+            out.append(f"{ep.name}: {spec.get('note') or 'unknown'}")
+    return out

@@ -725,3 +725,17 @@ def test_the_setup_script_stops_when_it_finds_no_private_ip(tmp_path) -> None:
     assert proc.returncode != 0
     assert "no private IPv4 address found on this VM" in log
     assert "firewall-cmd" not in calls and "systemctl" not in calls  # nothing was set up half-way
+
+
+def test_the_critical_path_says_the_db_vms_setup_time_is_unknown(vm_plan) -> None:
+    from labctl.estimate import critical_path
+
+    _, plan = vm_plan
+    report = critical_path(plan.resources)
+    assert [u for u in report.unknown if u.startswith("lab-db-vm: cloud-init installs")]
+
+
+def test_the_critical_path_of_heatwave_has_no_setup_entry(plan) -> None:
+    from labctl.estimate import setup_unknown
+
+    assert setup_unknown(plan.resources) == []
