@@ -105,16 +105,6 @@ def admin_verifier(family: str, password: str, context: str) -> str:
     raise ValueError(f"unknown engine family {family!r}")
 
 
-def password_problem(password: str, admin_user: str) -> str | None:
-    """The VM engines' extra rule: printable ASCII (what the SCRAM verifier and every client agree on).
-
-    The length/character-class rule is the shared one (engines.base); this never echoes the password.
-    """
-    if not password.isascii() or not password.isprintable():
-        return "must be printable ASCII (letters, digits, punctuation, space): the DB VM's verifier is computed for it"
-    return None
-
-
 # ------------------------------------------------------------------------------------------------- rendering
 
 

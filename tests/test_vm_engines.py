@@ -64,8 +64,9 @@ def test_scram_salt_is_stable_per_stack_and_differs_between_stacks() -> None:
 
 
 def test_vm_engines_refuse_non_ascii_passwords() -> None:
-    assert vmdb.password_problem("pässwort", "admin")
-    assert vmdb.password_problem("Lab-Admin#2026", "admin") is None
+    for engine in (mysql_vm.ENGINE, mariadb_vm.ENGINE, postgresql_vm.ENGINE):
+        assert "outside printable ASCII" in engine.password_problem("Pässwort-123x", "admin")
+        assert engine.password_problem("Lab-Pa55#2026", "admin") is None
 
 
 # --- cloud-init content -----------------------------------------------------------------------------------------
