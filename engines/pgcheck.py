@@ -178,9 +178,13 @@ def _refused_tls(exc: BaseException) -> bool:
 
 
 def _is_tls_error(exc: BaseException) -> bool:
+    """A TLS problem: the handshake's own error (pg8000 lets ``wrap_socket``'s exceptions through unwrapped, core.py
+    l.218-241), a server that refuses TLS, or a session that is not encrypted. An ``ssl.SSLError`` *behind* pg8000's
+    ``InterfaceError("network error")`` is not one: it is a read or write on an established session failing (e.g.
+    ``SSLEOFError`` when the far end hung up), i.e. a dropped connection, which a retry may cure."""
     if isinstance(exc, (ssl.SSLError, ssl.CertificateError)) or _refused_tls(exc):
         return True
-    return type(exc).__name__ == "TlsNotNegotiated" or isinstance(exc.__cause__, ssl.SSLError)
+    return type(exc).__name__ == "TlsNotNegotiated"
 
 
 # --- sessions ---------------------------------------------------------------------------------------------------
