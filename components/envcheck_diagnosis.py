@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import engines
 from components.envcheck_ssh import KNOWN_HOSTS_NAME, SshTarget, host_key_name, paramiko
 
 HOP_SSH = "ssh"
@@ -105,6 +106,21 @@ def host_key_changed_message(ssh_hop: str, ssh: SshTarget, exc: Any) -> str:
     )
 
 
+def forward_concepts(req: Any) -> str:
+    """What to check when the app VM cannot reach the DB: the security list, the DB's state and address, and the
+    engine's own lab concept (``Engine.lab_concepts``: e.g. a DB VM's firewalld, a managed DB's private endpoint)."""
+    db = req.db
+    text = (
+        f"The private subnet's security list must allow TCP {db.port} from the app (public) subnet CIDR, the DB "
+        f"must be ACTIVE and listening on {db.port}, and dbHost must be its private IP"
+    )
+    name = getattr(req, "engine", "") or engines.DEFAULT
+    engine = engines.ENGINES.get(name)
+    if engine is not None and engine.lab_concepts:
+        text += f". Lab concept ({engine.name}): {engine.lab_concepts}"
+    return text
+
+
 def diagnose(hop: str, exc: BaseException, req: Any, adapter: Any = None) -> Diagnosis:
     """Turn a failure at ``hop`` into one message naming the hop, the cause and the lab concept to check.
 
@@ -119,10 +135,7 @@ def diagnose(hop: str, exc: BaseException, req: Any, adapter: Any = None) -> Dia
         "as /32, e.g. 203.0.113.7/32), that appHost is the VM's public IP, that the public route table sends "
         "0.0.0.0/0 to the internet gateway, and that the VM has finished booting"
     )
-    fwd_concepts = (
-        f"The private subnet's security list must allow TCP {db.port} from the app (public) subnet CIDR, the DB "
-        f"must be ACTIVE and listening on {db.port}, and dbHost must be its private IP"
-    )
+    fwd_concepts = forward_concepts(req)
 
     def d(cause: str, retryable: bool, message: str) -> Diagnosis:
         return Diagnosis(hop, cause, retryable, f"{message} [{detail}]")

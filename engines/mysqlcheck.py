@@ -295,6 +295,7 @@ def diagnose(hop: str, exc: BaseException, req: Any) -> Any:
         Diagnosis,
         TlsNotNegotiated,
         _is_tls_error,
+        forward_concepts,
         redact,
     )
 
@@ -302,10 +303,7 @@ def diagnose(hop: str, exc: BaseException, req: Any) -> Any:
         return None
     db, acc = req.db, req.accounts
     detail = redact(f"{type(exc).__name__}: {exc}", acc.secrets)
-    fwd_concepts = (
-        f"The private subnet's security list must allow TCP {db.port} from the app (public) subnet CIDR, the DB "
-        f"must be ACTIVE and listening on {db.port}, and dbHost must be its private IP"
-    )
+    fwd_concepts = forward_concepts(req)
 
     def d(cause: str, retryable: bool, message: str) -> Any:
         return Diagnosis(hop, cause, retryable, f"{message} [{detail}]")

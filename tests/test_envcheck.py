@@ -442,3 +442,20 @@ def test_the_request_engine_picks_the_adapter():
     assert envcheck.adapter_of(_request(engine=pg.name)).family == "postgresql"
     with pytest.raises(KeyError, match="known: "):
         envcheck.adapter_of(_request(engine="no-such-engine"))
+
+
+@pytest.mark.parametrize("engine", sorted(engines.ENGINES))
+def test_a_forward_failure_names_the_engines_own_lab_concept(engine: str):
+    """The forward hop's message ends with the engine's lab concept (a DB VM's firewalld, a managed DB's private
+    endpoint), not only the security list every engine shares."""
+    spec = engines.ENGINES[engine]
+    req = _request(engine=engine)
+    diag = envcheck.diagnose(envcheck.HOP_FORWARD, paramiko.ChannelException(2, "Connect failed"), req)
+    assert spec.lab_concepts, f"{engine} has no lab_concepts"
+    assert f"Lab concept ({engine}): {spec.lab_concepts}" in diag.message
+    assert "security list" in diag.message
+
+
+def test_a_db_vm_forward_failure_points_at_its_firewall():
+    diag = envcheck.diagnose(envcheck.HOP_FORWARD, TimeoutError("timed out"), _request(engine="mysql-vm"))
+    assert "firewalld" in diag.message and diag.cause == "timeout"
