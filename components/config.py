@@ -393,10 +393,11 @@ class ConfigError(ValueError):
 class Problem:
     key: str
     problem: str
+    good: str = ""  # a good value for this stack (e.g. the chosen engine's shape) instead of the key's example
 
     @property
     def example(self) -> str:
-        return EXAMPLES.get(self.key, "")
+        return self.good or EXAMPLES.get(self.key, "")
 
     def __str__(self) -> str:
         ex = f" Example: {self.example}" if self.example else ""
@@ -754,6 +755,7 @@ def parse_config(
                 Problem(
                     "dbShape",
                     f"'{db_shape}' is not a {engine.name} shape (e.g. {engine.example_shape})",
+                    engine.example_shape,
                 )
             )
         elif storage is not None:
@@ -987,7 +989,7 @@ def _redact(text: str, raw: Mapping[str, str | None], secret: frozenset[str]) ->
 
 
 def _without_secrets(problems: list[Problem], raw: Mapping[str, str | None], secret: frozenset[str]) -> list[Problem]:
-    return [Problem(p.key, _redact(p.problem, raw, secret)) for p in problems]
+    return [Problem(p.key, _redact(p.problem, raw, secret), p.good) for p in problems]
 
 
 def load_config() -> LabConfig:

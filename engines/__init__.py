@@ -36,6 +36,13 @@ def get(name: str) -> Engine:
         raise KeyError(f"unknown database engine {name!r}; known: {', '.join(ENGINES)}") from None
 
 
+def find(value: object) -> Engine | None:
+    """The engine a dbEngine config value names, read as the config validation reads it (trimmed, any case; empty:
+    the default), or None when it names none (components/config.py reports that with its message)."""
+    name = str(value or "").strip().lower() or DEFAULT
+    return ENGINES.get(name)
+
+
 def engine_of_type(type_token: str) -> Engine | None:
     """The engine whose resource (or invoke) type ``type_token`` is, or None for a neutral OCI type."""
     for engine in ENGINES.values():
@@ -53,5 +60,6 @@ __all__ = [
     "Engine",
     "EndpointModel",
     "engine_of_type",
+    "find",
     "get",
 ]

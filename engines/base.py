@@ -12,6 +12,8 @@ the registry; pulumi, pulumi_oci, pulumi_random and the database drivers are imp
 
 from __future__ import annotations
 
+import hashlib
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,6 +164,16 @@ class Engine:
     def database_url(self, host: str, port: int | str, database: str, user: str, password: str) -> str:
         """DATABASE_URL for this engine: user and password percent-encoded, the TLS mode as a query parameter."""
         return database_url(self.url_scheme, host, port, database, user, password, self.ssl_mode)
+
+
+def certificate_fingerprint(sock: object) -> str:
+    """SHA-256 fingerprint of the peer's certificate on a client TLS socket, ``AB:CD:...`` as ``openssl x509
+    -fingerprint -sha256`` prints it (a DB VM's self-signed certificate is compared by it); "" when unencrypted.
+    Every family's check adapter reports it (``tls_fingerprint`` in its probe result)."""
+    if not isinstance(sock, ssl.SSLSocket):
+        return ""
+    der = sock.getpeercert(binary_form=True)
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest()) if der else ""
 
 
 def database_url(scheme: str, host: str, port: int | str, database: str, user: str, password: str, ssl: str) -> str:

@@ -21,6 +21,8 @@ import time
 import uuid
 from typing import Any
 
+from engines.base import certificate_fingerprint
+
 FAMILY = "mysql"
 SSL_MODES = ("REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
 # What the app needs inside its own database, and nothing outside it (no ALL, no GRANT OPTION, no FILE...).
@@ -272,6 +274,8 @@ def probe_app(conn: Any, db_name: str) -> dict[str, object]:
         "latency_ms": round(latency_ms, 2),
         "tls_version": tls_version,
         "tls_cipher": tls_cipher,
+        # the server certificate's SHA-256 (a DB VM's is self-signed at boot: compare it with the VM's)
+        "tls_fingerprint": certificate_fingerprint(getattr(conn, "_sock", None)),
     }
 
 

@@ -52,6 +52,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from engines.base import certificate_fingerprint
+
 if TYPE_CHECKING:  # pragma: no cover - types only
     import pg8000.native
 
@@ -77,6 +79,27 @@ CONNECTION_EXCEPTION_CLASS = "08"
 
 # Names the check puts into SQL: a letter or underscore, then letters, digits, underscores (63 bytes: NAMEDATALEN-1).
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+# Role names PostgreSQL itself refuses, for every engine of the family (tried on PostgreSQL 15.18: `CREATE ROLE
+# pg_admin` -> 'Role names starting with "pg_" are reserved'; public, none, current_user, session_user, current_role
+# -> syntax error, reserved words), plus "postgres", the superuser initdb makes. An engine adds its own.
+RESERVED_ROLE_PREFIX = "pg_"
+RESERVED_ROLE_NAMES = frozenset({"postgres", "public", "none", "current_user", "session_user", "current_role", "pg_*"})
+
+
+class ReservedRoles(frozenset):
+    """Reserved role names; ``in`` is also true for any name starting with ``pg_`` (PostgreSQL reserves the prefix),
+    so config's ``user.lower() in engine.reserved_users`` refuses those too."""
+
+    def __contains__(self, name: object) -> bool:
+        return frozenset.__contains__(self, name) or (isinstance(name, str) and name.startswith(RESERVED_ROLE_PREFIX))
+
+
+def reserved_roles(*extra: str) -> ReservedRoles:
+    """The family's reserved role names and an engine's own ``extra`` ones."""
+    return ReservedRoles(RESERVED_ROLE_NAMES | set(extra))
+
+
 _VERIFIER_RE = re.compile(r"^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$")
 
 
@@ -266,13 +289,7 @@ def session_tls(conn: Any) -> tuple[str, str]:
 def tls_fingerprint(conn: Any) -> str:
     """SHA-256 fingerprint of the server's certificate, ``AB:CD:...`` as ``openssl x509 -fingerprint -sha256``
     prints it (the DB VM logs it at boot, so a student can compare); "" when unencrypted."""
-    sock = _tls_socket(conn)
-    if not isinstance(sock, ssl.SSLSocket):
-        return ""
-    der = sock.getpeercert(binary_form=True)
-    if not der:
-        return ""
-    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+    return certificate_fingerprint(_tls_socket(conn))
 
 
 def server_version(conn: Any) -> str:

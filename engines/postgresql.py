@@ -36,6 +36,7 @@ from typing import Any
 from components import ocimodel
 from engines.base import EndpointModel, Engine, password_rule
 from engines.pgcheck import adapter as pgcheck_adapter
+from engines.pgcheck import reserved_roles as pgcheck_reserved_roles
 
 # Type tokens as pulumi_oci 5.5.0 spells them (psql/db_system.py, psql/get_shapes.py,
 # psql/get_db_system_connection_detail.py).
@@ -106,24 +107,9 @@ def parse_shape(shape: str) -> tuple[str, int, int] | None:
 # non-printable and non-ASCII characters, as for every engine (a password must survive .env and URLs).
 password_problem = password_rule(8, 32)
 
-# PostgreSQL refuses these as role names (tried on PostgreSQL 15.18 while this was written: `CREATE ROLE pg_admin`
-# -> 'Role names starting with "pg_" are reserved'; public, none, current_user, session_user, current_role -> syntax
-# error, reserved words), and the service keeps "postgres" for itself (the admin is not the superuser, see above)
-# and grants "oci_admin_role".
-RESERVED_PREFIX = "pg_"
-
-
-class ReservedRoles(frozenset):
-    """The reserved role names; ``in`` is also true for any name starting with ``pg_`` (PostgreSQL reserves the
-    prefix), so config's ``user.lower() in engine.reserved_users`` refuses those too."""
-
-    def __contains__(self, name: object) -> bool:
-        return frozenset.__contains__(self, name) or (isinstance(name, str) and name.startswith(RESERVED_PREFIX))
-
-
-RESERVED_USERS = ReservedRoles(
-    {"postgres", "public", "none", "current_user", "session_user", "current_role", "oci_admin_role", "pg_*"}
-)
+# PostgreSQL's own reserved role names (engines/pgcheck.py, the family's), and the service grants the admin
+# "oci_admin_role" (the admin is not the superuser, see above; the service keeps "postgres" for itself).
+RESERVED_USERS = pgcheck_reserved_roles("oci_admin_role")
 
 
 # --- the DB system's arguments (pure) ------------------------------------------------------------------------

@@ -22,8 +22,9 @@ FLAVOR = Flavor(
 ENGINE = vmdb.vm_engine(
     FLAVOR,
     description="PostgreSQL from Oracle Linux 9 AppStream on a private DB VM (no public IP; TLS; VCN-only admin)",
-    # postgres: the superuser initdb makes; "public" is reserved (CREATE ROLE public fails: role name is reserved)
-    reserved_users=frozenset({"postgres", "public"}),
+    # the family's reserved role names (engines/pgcheck.py: postgres, public, none, current_user, ..., any pg_*):
+    # cloud-init's CREATE ROLE would fail on the DB VM at boot, so config refuses them before anything is made
+    reserved_users=pgcheck.reserved_roles(),
     reserved_db_names=frozenset({"postgres", "template0", "template1"}),
     # libpq sslmode: "require" encrypts without verifying the self-signed certificate (the check reports its
     # SHA-256 fingerprint instead)

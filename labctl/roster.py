@@ -572,7 +572,7 @@ def parse_class_config(text: str, source: str = "class.yaml") -> ClassConfig:
             + ". Or turn the check off for the class: config: {connectionCheck: false}"
         )
     # A DB-VM engine's dbShape is a compute shape (its DB runs on a VM); otherwise a managed DB shape.
-    db_engine = engines.ENGINES.get(str(values.get("dbEngine") or engines.DEFAULT).strip().lower())
+    db_engine = engines.find(values.get("dbEngine"))
     db_kind = "" if db_engine is None else "compute" if vmdb.is_db_vm_engine(db_engine) else db_engine.name
     for key, kind in (("appShape", "compute"), ("dbShape", db_kind)):
         value = values.get(key)

@@ -92,7 +92,8 @@ def plan_lines(config: Mapping[str, str]) -> list[str]:
     """``labctl plan``'s "Elastic sizing" lines for a stack's full-key config (``oci-dblab:appShape`` ...)."""
     shape = str(config.get("oci-dblab:appShape") or "VM.Standard.E2.1.Micro")
     out = []
-    for f in facts_for(str(config.get("oci-dblab:dbEngine") or engines.DEFAULT)):
+    engine = engines.find(config.get("oci-dblab:dbEngine"))  # "MySQL" is mysql, as the config reads it
+    for f in APP_SIZING + (engine_facts(engine) if engine is not None else ()):
         if f.key in ("appOcpus", "appMemoryGbs") and not shape.endswith(".Flex"):
             continue  # only Flex shapes have them (components/config.py refuses them otherwise)
         value = config.get(f"oci-dblab:{f.key}")

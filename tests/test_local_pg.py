@@ -15,12 +15,10 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dotenv import dotenv_values
 
 from components import envcheck
 from engines import pgcheck
@@ -90,43 +88,7 @@ def test_postgresql_plays_the_db_in_its_namespace_and_the_app_vm_reaches_it_thro
     assert not any(servers.alive(int(p)) for p in state["pids"].values())
 
 
-def _pg_stack(tmp_path: Path, engine: str = "postgresql") -> Path:
-    dev = (command.REPO_ROOT / "Pulumi.dev.yaml").read_text()
-    config = tmp_path / "Pulumi.pg.yaml"
-    line = "  oci-dblab:studentId: dev\n"
-    config.write_text(dev.replace(line, f"{line}  oci-dblab:dbEngine: {engine}\n"))
-    return config
-
-
-@pytest.mark.parametrize("engine", ["postgresql", "postgresql-vm"])
-def test_up_check_down_of_a_postgresql_stack(tmp_path: Path, engine: str):
-    lines: list[str] = []
-    config = _pg_stack(tmp_path, engine)
-    opts = command.Options(stack="pg", config_file=config, state_dir=tmp_path / "state", out=lines.append)
-    (tmp_path / "state").mkdir()
-    outcome = command.up(opts)
-    state = command._read_state(command._state_path(opts))
-    try:
-        assert outcome.ok, outcome.message
-        assert outcome.check and outcome.check["serverVersion"].startswith("PostgreSQL ")
-        assert outcome.check["currentUser"] == "lab_app" and outcome.check["tls"]["fingerprintSha256"]
-        by_id = {r.case.id: r for r in outcome.rows}
-        assert by_id["app-subnet->db:5432"].packet == "ALLOWED" and by_id["vcn-other->db:5432"].packet == "DENIED"
-        assert all(r.agree for r in outcome.rows)
-        assert state is not None and "postgres" in state["pids"]
-        env = Path(state["runDir"]) / "project" / ".env"
-        assert stat.S_IMODE(env.stat().st_mode) == 0o600
-        values = dotenv_values(env)
-        assert values["DB_ENGINE"] == engine and values["DB_PORT"] == "5432"
-        assert str(values["DATABASE_URL"]).startswith("postgresql://lab_app:")
-        assert command.check(opts).ok
-    finally:
-        assert command.down(opts) or not outcome.ok
-    assert state is not None
-    rid = state["runId"]
-    assert not list(Path("/tmp").glob(f"dblab-{rid}-*")) and not Path(state["runDir"]).exists()
-    assert not netns.existing(f"dblab-{rid}-")
-    assert not any(servers.alive(int(p)) for p in state["pids"].values())
+# up/check/down of a postgresql and a postgresql-vm stack: tests/test_engine_acceptance.py (one lab per engine).
 
 
 def test_the_plan_names_the_local_server_through_the_engine_registry(tmp_path: Path):

@@ -572,38 +572,7 @@ def test_sizing_lines_for_a_db_vm_and_managed_only_keys_warn() -> None:
     assert named(plan, "lab-db-vm").props["shapeConfig"] == {"ocpus": 1.0, "memoryInGbs": 6.0}
 
 
-# --- labctl local: each DB-VM engine rehearsed (its server in the DB namespace, the check through the filter) -----
-
-
-@pytest.mark.real_servers
-@pytest.mark.parametrize("engine", VM_ENGINES)
-def test_each_vm_engine_runs_in_the_local_lab(engine, tmp_path) -> None:
-    from pathlib import Path
-
-    from labctl.local import command, netns
-
-    root = Path(__file__).resolve().parent.parent
-    stack_file = tmp_path / "Pulumi.dev.yaml"
-    stack_file.write_text((root / "Pulumi.dev.yaml").read_text() + f"  oci-dblab:dbEngine: {engine}\n")
-    lines: list[str] = []
-    opts = command.Options(stack="dev", config_file=stack_file, state_dir=tmp_path / "state", out=lines.append)
-    outcome = command.up(opts)
-    state = command._read_state(command._state_path(opts))
-    try:
-        assert outcome.ok, outcome.message
-        assert outcome.check and outcome.check["ok"] is True
-        family_server = "PostgreSQL" if engine == "postgresql-vm" else "MariaDB"
-        assert family_server in outcome.check["serverVersion"]
-        assert outcome.check["tls"]["version"].startswith("TLS")
-        port = ENGINE_PORT[engine]
-        by_id = {r.case.id: r for r in outcome.rows}
-        assert all(r.agree for r in outcome.rows)
-        assert by_id[f"app-subnet->db:{port}"].packet == "ALLOWED"
-        assert by_id[f"internet->db:{port}"].packet == "DENIED"
-        assert by_id["db->internet:443"].packet == "DENIED"  # the service gateway is not the internet
-    finally:
-        command.down(opts)
-    assert state is not None and not netns.existing(f"dblab-{state['runId']}-")
+# --- labctl local: each engine (the DB-VM ones too) runs in the local lab in tests/test_engine_acceptance.py --------
 
 
 def test_the_local_server_follows_the_engines_family() -> None:

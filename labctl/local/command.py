@@ -312,7 +312,7 @@ def _configured_server(opts: Options) -> str:
         merged = load_stack(opts.stack, opts.project_dir, opts.config_file)
     except Exception:  # noqa: BLE001 - _plan reports a broken stack file with its message
         return MARIADB
-    engine = engines.ENGINES.get(str(merged.values.get("oci-dblab:dbEngine", engines.DEFAULT)))
+    engine = engines.find(merged.values.get("oci-dblab:dbEngine"))
     return (engine.local_server if engine is not None else None) or MARIADB
 
 
