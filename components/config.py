@@ -177,8 +177,8 @@ SETTINGS: tuple[Setting, ...] = (
         "string",
         engines.DEFAULT,
         engines.DEFAULT,
-        "Database engine: mysql (MySQL HeatWave DB system); mysql-vm, mariadb-vm, postgresql-vm (the server on a "
-        "private VM, VM.Standard.E2.1.Micro by default).",
+        # from the registry, so a new engine is listed once Pulumi.yaml is regenerated (python -m components.config)
+        "Database engine: " + " | ".join(f"{e.name} = {e.description}" for e in engines.ENGINES.values()) + ".",
         "ENGINES",
     ),
     Setting(
@@ -186,8 +186,9 @@ SETTINGS: tuple[Setting, ...] = (
         "string",
         "",
         engines.get(engines.DEFAULT).example_shape,
-        'Shape of the database; "" = the engine\'s default (MySQL.Free for mysql, VM.Standard.E2.1.Micro for the '
-        "*-vm engines; both Always Free).",
+        'Shape of the database; "" = the engine\'s default ('
+        + "; ".join(f"{e.name}: {e.default_shape}" for e in engines.ENGINES.values())
+        + ").",
         "Engine.shape_ok",
         derived="the engine's default shape",
     ),

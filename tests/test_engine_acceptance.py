@@ -217,3 +217,26 @@ def test_each_engine_runs_in_the_local_lab(engine: str, tmp_path: Path) -> None:
     assert not netns.existing(f"dblab-{state['runId']}-")
     assert not Path(state["runDir"]).exists()
     assert not any(servers.alive(int(pid)) for pid in state["pids"].values())
+
+
+# --- README: the engine table ---------------------------------------------------------------------------------
+
+
+def test_the_readme_engine_table_has_one_full_row_per_engine() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("### Database engines (`dbEngine`)")
+    section = text[start : text.index("\n### ", start + 4)]
+    header = "| engine | what is created | port | Always Free or price | TLS | what the check proves |"
+    assert header in section
+    rows = [ln for ln in section.splitlines() if ln.startswith("| `")]
+    named = [re.match(r"\| `([a-z0-9-]+)`", ln).group(1) for ln in rows]  # type: ignore[union-attr]
+    assert named == list(engines.ENGINES), named  # one row each, in the registry's order
+    for row, name in zip(rows, named, strict=True):
+        e = engines.get(name)
+        cells = [c.strip() for c in row.strip("|").split(" | ")]
+        assert len(cells) == 6 and all(cells), (name, len(cells))
+        assert str(e.port) in cells[2], name
+        assert e.ssl_mode in cells[4] and f"{e.url_scheme}://" in cells[4], name
+        free = cells[3].startswith("Always Free") or bool(e.always_free_shape and e.always_free_shape in cells[3])
+        assert free is (e.always_free_shape is not None), name
+        assert free or "$" in cells[3], name  # a paid engine names its price
