@@ -167,6 +167,60 @@ def _netns_of(pid: int) -> str:
     return out.strip()
 
 
+def _app_user_is_confined_to_the_lab_database(family: str, env: dict[str, Any], app_ns: str) -> None:
+    """From the app VM's namespace, with the .env's settings: the app user works in its database over TLS, and is
+    refused what only an admin may do (read the user table, create a database or a user)."""
+    import ssl
+
+    from labctl.local import netns
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # DB_SSL_MODE require(d): encrypted, not verified
+    host, port, user, password, name = (env[k] for k in ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME"))
+
+    def as_the_app() -> list[str]:
+        refused = []
+        if family == "mysql":
+            import pymysql
+
+            conn = pymysql.connect(
+                host=host, port=int(port), user=user, password=password, database=name, ssl=ctx, connect_timeout=10
+            )
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("CREATE TABLE acc_probe (id INT PRIMARY KEY)")
+                    cur.execute("DROP TABLE acc_probe")
+                    for sql in ("SELECT COUNT(*) FROM mysql.user", "CREATE DATABASE acc_other", "CREATE USER acc_x"):
+                        try:
+                            cur.execute(sql)
+                        except pymysql.MySQLError as e:  # access denied: table, database, global privilege
+                            if e.args and e.args[0] in (1142, 1044, 1227):
+                                refused.append(sql)
+            finally:
+                conn.close()
+        else:
+            import pg8000.native
+
+            conn = pg8000.native.Connection(
+                user, host=host, port=int(port), database=name, password=password, ssl_context=ctx, timeout=10
+            )
+            try:
+                conn.run("CREATE TABLE acc_probe (id INT PRIMARY KEY)")
+                conn.run("DROP TABLE acc_probe")
+                for sql in ("SELECT COUNT(*) FROM pg_authid", "CREATE DATABASE acc_other", "CREATE ROLE acc_x"):
+                    try:
+                        conn.run(sql)
+                    except pg8000.native.DatabaseError as e:  # 42501 insufficient_privilege
+                        if e.args and isinstance(e.args[0], dict) and e.args[0].get("C") == "42501":
+                            refused.append(sql)
+            finally:
+                conn.close()
+        return refused
+
+    refused = netns.in_netns(app_ns, as_the_app)
+    assert len(refused) == 3, f"the app user may do more than its database: only {refused} refused"
+
+
 @pytest.mark.real_servers
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
 def test_each_engine_runs_in_the_local_lab(engine: str, tmp_path: Path) -> None:
@@ -211,6 +265,8 @@ def test_each_engine_runs_in_the_local_lab(engine: str, tmp_path: Path) -> None:
             assert str(values["DATABASE_URL"]).startswith(f"{e.url_scheme}://lab_app:")
         again = command.check(opts)
         assert again.ok, again.message
+        # least privilege: the app user, with the .env's settings from the app VM, on the lab database only
+        _app_user_is_confined_to_the_lab_database(e.family, dict(values), f"dblab-{state['runId']}-app")
     finally:
         assert command.down(opts) or not outcome.ok
     assert state is not None
