@@ -84,12 +84,37 @@ def test_the_offline_plan_of_each_engine_is_clean_judges_its_port_and_leaks_no_p
     report = build_report(plan, config)
     assert report["ok"] and report["summary"]["mandatoryFindings"] == 0, report["findings"]
     port = engines.get(engine).port
-    ids = {v["case"]["id"] if isinstance(v.get("case"), dict) else v.get("id") for v in report["verdicts"]}
-    assert f"internet->db:{port}" in ids and f"app-subnet->db:{port}" in ids, ids
+    verdicts = {v["id"]: v for v in report["verdicts"]}
+    assert verdicts[f"internet->db:{port}"]["actual"] == "DENIED", verdicts
+    assert verdicts[f"app-subnet->db:{port}"]["actual"] == "ALLOWED", verdicts
     assert report["sizing"]  # the engine's sizing facts are found
     text = json.dumps(report)
     for pw in _passwords(plan, given=True):
         assert pw not in text
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_the_policy_refuses_the_engines_port_from_the_internet_and_plan_verdicts_follow(engine: str) -> None:
+    from conftest import mutated, named
+
+    from labctl import reach
+    from policy.rules import evaluate
+
+    plan = _plan(engine, given=False)
+    port = engines.get(engine).port
+
+    def from_anywhere(resources: list[Any]) -> None:
+        sl = named(resources, "lab-private-sl")
+        sl.props["ingressSecurityRules"] = [{**r, "source": "0.0.0.0/0"} for r in sl.props["ingressSecurityRules"]]
+
+    resources = mutated(plan, from_anywhere)
+    found = [f for f in evaluate(resources) if f.rule == "db-port-only-from-app-subnet"]
+    assert found and found[0].level.lower() == "mandatory" and str(port) in found[0].message, found
+    # the DB still has no public IP, so the internet verdict stays DENIED; the app subnet still reaches it
+    verdicts = {v.id: v for v in reach.verdicts(resources, "198.51.100.23/32")}
+    assert (
+        verdicts[f"internet->db:{port}"].actual == "DENIED" and verdicts[f"app-subnet->db:{port}"].actual == "ALLOWED"
+    )
 
 
 def test_db_engine_is_read_in_any_case_by_every_consumer() -> None:
