@@ -453,3 +453,40 @@ def test_a_session_dropped_after_the_handshake_is_retryable_not_a_tls_problem(la
     except pg8000.exceptions.InterfaceError as dropped:
         diagnosis = pgcheck.diagnose(envcheck.HOP_APP, dropped, lab.request())
     assert diagnosis is not None and (diagnosis.cause, diagnosis.retryable) == ("not-ready", True)
+
+
+def test_the_tunnel_pump_never_asks_the_channel_for_a_file_descriptor():
+    """paramiko's Channel.fileno() pipe is closed racily against the transport thread (envcheck_ssh._Pump): the pump
+    must work with a channel that has no fileno at all, both ways, and end when either side closes."""
+    from components import envcheck_ssh
+
+    class Channel:  # recv/sendall/close only, like the part of paramiko.Channel the pump may use
+        def __init__(self) -> None:
+            self.db, self.end = socket.socketpair()
+            self.closed = False
+
+        def recv(self, n: int) -> bytes:
+            return b"" if self.closed else self.end.recv(n)
+
+        def sendall(self, data: bytes) -> None:
+            self.end.sendall(data)
+
+        def close(self) -> None:
+            self.closed = True
+            with contextlib.suppress(OSError):
+                self.end.shutdown(socket.SHUT_RDWR)
+
+    channel = Channel()
+    pump = envcheck_ssh._Pump(channel)  # type: ignore[arg-type]
+    try:
+        pump.outer.settimeout(5)
+        channel.db.settimeout(5)
+        pump.outer.sendall(b"SSLRequest")
+        assert channel.db.recv(100) == b"SSLRequest"
+        channel.db.sendall(b"S")
+        assert pump.outer.recv(1) == b"S"
+        channel.db.close()  # the DB hangs up: the driver reads EOF
+        assert pump.outer.recv(1) == b""
+    finally:
+        pump.close()
+    assert not pump.thread.is_alive() and channel.closed
