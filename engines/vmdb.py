@@ -450,7 +450,33 @@ SIZING: tuple[dict[str, Any], ...] = (
         "in_place": True,
         "source": f"{_PROVIDER}:795 `shape` Optional+Computed, no ForceNew; sent in UpdateInstance by "
         "updateOptionsViaWorkRequest (:4244, shape at :4263)",
-        "note": "the DB VM reboots into the new shape",
+        # The DB VM's two shapes differ in processor architecture (E2.1.Micro x86, A1.Flex Arm) and a resize must
+        # stay compatible with the image ("Resizing can only happen within the shapes of same family. The shapes
+        # must be compatible with the image": terraform-provider-oci v3.56.0 release notes); the image is kept
+        # (ignore_changes sourceDetails.sourceId above), so OCI refuses the move in place.
+        "note": "but the DB VM's two shapes differ in processor architecture (E2.1.Micro x86, A1.Flex Arm) and the "
+        "image is kept, so OCI refuses it: dump the database, then `pulumi up --replace <the DB VM's URN>`",
+        "resource_name": "-db-vm",
+    },
+    {
+        "key": "dbShape",
+        "resource_type": INSTANCE,
+        "prop": "shapeConfig.ocpus",
+        "in_place": True,
+        "source": f"{_PROVIDER}:831 `shape_config.ocpus` no ForceNew; sent in UpdateInstance (:4282)",
+        "note": "the DB VM's Flex size follows dbShape",
+        "resource_name": "-db-vm",
+        "in_plan": False,
+    },
+    {
+        "key": "dbShape",
+        "resource_type": INSTANCE,
+        "prop": "shapeConfig.memoryInGbs",
+        "in_place": True,
+        "source": f"{_PROVIDER}:821 `shape_config.memory_in_gbs` no ForceNew; sent in UpdateInstance (:4282)",
+        "note": "the DB VM's Flex size follows dbShape",
+        "resource_name": "-db-vm",
+        "in_plan": False,
     },
     {
         "key": "dbStorageGbs",
@@ -460,6 +486,7 @@ SIZING: tuple[dict[str, Any], ...] = (
         "source": f"{_PROVIDER}:920 `source_details.boot_volume_size_in_gbs` Optional+Computed, no ForceNew; resized "
         "by mapToUpdateInstanceBootVolumeSizeInGbs (:4149)",
         "note": "grow only; then extend the file system on the DB VM (sudo /usr/libexec/oci-growfs -y)",
+        "resource_name": "-db-vm",
     },
 )
 

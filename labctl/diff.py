@@ -49,6 +49,7 @@ class ResourceChange:
     properties: list[tuple[str, Any, Any]] = field(default_factory=list)  # (path, before, after)
     rules_added: list[str] = field(default_factory=list)
     rules_removed: list[str] = field(default_factory=list)
+    ignored: frozenset[str] = frozenset()  # the head's ignoreChanges: a `pulumi up` keeps the old value there
 
     @property
     def security(self) -> bool:
@@ -160,7 +161,9 @@ def compare(base: dict[str, Any], head: dict[str, Any]) -> list[ResourceChange]:
         props = [(p, fa.get(p), fb.get(p)) for p in sorted(set(fa) | set(fb)) if fa.get(p) != fb.get(p)]
         if not props:
             continue
-        ch = ResourceChange("changed", urn, b["type"], b["name"], props)
+        ch = ResourceChange(
+            "changed", urn, b["type"], b["name"], props, ignored=frozenset(b.get("ignoreChanges") or ())
+        )
         for key in RULE_KEYS:
             old = {describe_rule(r, key) for r in a["inputs"].get(key, []) or []}
             new = {describe_rule(r, key) for r in b["inputs"].get(key, []) or []}
@@ -197,10 +200,16 @@ def code(value: Any, table: bool = False) -> str:
     return out.replace("|", "\\|") if table else out
 
 
-def _sizing(rtype: str, path: str) -> str:
-    """ " (<key>: in place)" for a property labctl/sizing.py knows, else ""."""
-    fact = for_property(rtype, path)
+def _sizing(rtype: str, path: str, name: str = "") -> str:
+    """ " (<key>: in place)" for a property labctl/sizing.py knows of the resource ``name``, else ""."""
+    fact = for_property(rtype, path, name)
     return f" ({fact.key}: {fact.verdict})" if fact else ""
+
+
+def _ignored(c: ResourceChange, path: str) -> str:
+    """ " (ignoreChanges: kept as it is)" for a property the resource's ignoreChanges covers, else ""."""
+    hit = any(path == i or path.startswith((i + ".", i + "[")) for i in c.ignored)
+    return " (ignoreChanges: `pulumi up` keeps the old value)" if hit else ""
 
 
 def render_markdown(changes: list[ResourceChange], stack: str, base: str, head: str) -> str:
@@ -231,7 +240,8 @@ def render_markdown(changes: list[ResourceChange], stack: str, base: str, head: 
         out += ["### Other changes", "", "| change | type | name | properties |", "|---|---|---|---|"]
         for c in rest:
             props = "<br>".join(
-                f"{code(p, True)}: {code(_short(x), True)} → {code(_short(y), True)}{_sizing(c.type, p)}"
+                f"{code(p, True)}: {code(_short(x), True)} → {code(_short(y), True)}"
+                f"{_sizing(c.type, p, c.name)}{_ignored(c, p)}"
                 for p, x, y in c.properties[:8]
             )
             if len(c.properties) > 8:

@@ -27,11 +27,24 @@ class SizingFact:
     in_place: bool
     source: str
     note: str = ""
+    # The logical resource name this row belongs to, as a suffix ("-db-vm"); "" = any resource of its type. A DB VM
+    # is an instance like the app VM: its rows carry "-db-vm" so ``labctl diff`` names dbShape, not appShape.
+    resource_name: str = ""
+    in_plan: bool = True  # False: a row only ``labctl diff`` needs (a property that follows another key's row)
 
     @property
     def verdict(self) -> str:
         return "in place" if self.in_place else "REPLACES the resource"
 
+
+# The new shape must be compatible with the VM's image ("Resizing can only happen within the shapes of same family.
+# The shapes must be compatible with the image": terraform-provider-oci v3.56.0 release notes, the release that
+# added in-place resizing); the image is kept (ignore_changes on sourceDetails.sourceId), so an x86 <-> Arm move
+# cannot be done in place.
+SAME_ARCHITECTURE = (
+    "same processor architecture only: between an x86 shape (E2/E3/E4/E5/Standard3) and Arm (A1) the image differs, "
+    "rebuild with `pulumi up --replace <the VM's URN>`"
+)
 
 APP_SIZING: tuple[SizingFact, ...] = (
     SizingFact(
@@ -40,7 +53,9 @@ APP_SIZING: tuple[SizingFact, ...] = (
         "shape",
         True,
         f"{PROVIDER} internal/service/core/core_instance_resource.go:795 `shape` Optional+Computed, no ForceNew; "
-        "sent in UpdateInstance by updateOptionsViaWorkRequest (:4244, shape at :4263)",
+        "sent in UpdateInstance by updateOptionsViaWorkRequest (:4244, shape at :4263); resizing only to a shape "
+        "compatible with the VM's image (terraform-provider-oci v3.56.0 release notes)",
+        SAME_ARCHITECTURE,
     ),
     SizingFact(
         "appOcpus",
@@ -80,11 +95,28 @@ BY_KEY: dict[str, SizingFact] = {f.key: f for f in SIZING}
 # The first row of a property wins: a DB VM's dbShape is an instance's `shape` too, and the app VM's row comes first.
 BY_PROPERTY: dict[tuple[str, str], SizingFact] = {}
 for _f in SIZING:
-    BY_PROPERTY.setdefault((_f.resource_type, _f.prop), _f)
+    if not _f.resource_name:
+        BY_PROPERTY.setdefault((_f.resource_type, _f.prop), _f)
 
 
-def for_property(resource_type: str, path: str) -> SizingFact | None:
-    """The sizing fact for a changed property (``labctl diff``), or None when it is not a sizing property."""
+def for_property(resource_type: str, path: str, name: str = "") -> SizingFact | None:
+    """The sizing fact for a changed property of the resource named ``name`` (``labctl diff``), or None when it is
+    not a sizing property. A row whose ``resource_name`` ends ``name`` wins over the rows for any resource."""
+    if name:
+        for f in SIZING:
+            if (
+                f.resource_name
+                and name.endswith(f.resource_name)
+                and (f.resource_type, f.prop)
+                == (
+                    resource_type,
+                    path,
+                )
+            ):
+                return f
+        named = {f.resource_name for f in SIZING if f.resource_name and name.endswith(f.resource_name)}
+        if named:  # a resource with rows of its own: a property none of them names is not a sizing property
+            return None
     return BY_PROPERTY.get((resource_type, path))
 
 
@@ -94,7 +126,7 @@ def plan_lines(config: Mapping[str, str]) -> list[str]:
     out = []
     engine = engines.find(config.get("oci-dblab:dbEngine"))  # "MySQL" is mysql, as the config reads it
     for f in APP_SIZING + (engine_facts(engine) if engine is not None else ()):
-        if f.key in ("appOcpus", "appMemoryGbs") and not shape.endswith(".Flex"):
+        if not f.in_plan or (f.key in ("appOcpus", "appMemoryGbs") and not shape.endswith(".Flex")):
             continue  # only Flex shapes have them (components/config.py refuses them otherwise)
         value = config.get(f"oci-dblab:{f.key}")
         shown = f" (now {value})" if value not in (None, "") else ""

@@ -52,3 +52,46 @@ def test_diff_marks_sizing_changes_in_place():
     assert for_property("oci:Core/instance:Instance", "displayName") is None
     unchanged = render_markdown(compare(_doc("MySQL.2", 50, 1), _doc("MySQL.2", 50, 1)), "dev", "a", "b")
     assert "in place" not in unchanged
+
+
+def _vm_doc(app_shape: str, db_shape: str, db_ocpus: float | None, boot: int, image: str) -> dict:
+    db_inputs: dict = {"shape": db_shape, "sourceDetails": {"bootVolumeSizeInGbs": boot, "sourceId": image}}
+    if db_ocpus is not None:
+        db_inputs["shapeConfig"] = {"ocpus": db_ocpus}
+    return {
+        "resources": [
+            {
+                "urn": "urn:dbvm",
+                "type": "oci:Core/instance:Instance",
+                "name": "lab-db-vm",
+                "inputs": db_inputs,
+                "ignoreChanges": ["metadata", "sourceDetails.sourceId", "availabilityDomain"],
+            },
+            {"urn": "urn:vm", "type": "oci:Core/instance:Instance", "name": "lab-vm", "inputs": {"shape": app_shape}},
+        ]
+    }
+
+
+def test_diff_names_the_db_vms_own_keys_and_ignored_properties():
+    """A DB VM is an instance like the app VM: its shape is dbShape, not appShape; its image is ignoreChanges."""
+    base = _vm_doc("VM.Standard.E2.1.Micro", "VM.Standard.E2.1.Micro", None, 50, "img-x86")
+    head = _vm_doc("VM.Standard.E4.Flex", "VM.Standard.A1.Flex", 1, 80, "img-arm")
+    md = render_markdown(compare(base, head), "dev", "main", "head")
+    db_row = next(line for line in md.splitlines() if "`lab-db-vm`" in line)
+    app_row = next(line for line in md.splitlines() if "`lab-vm`" in line)
+    assert "(dbShape: in place)" in db_row and "appShape" not in db_row and "appOcpus" not in db_row
+    assert "(dbStorageGbs: in place)" in db_row
+    assert "`img-arm` (ignoreChanges: `pulumi up` keeps the old value)" in db_row
+    assert "(appShape: in place)" in app_row and "ignoreChanges" not in app_row
+    assert for_property("oci:Core/instance:Instance", "shape", "lab-db-vm").key == "dbShape"
+    assert for_property("oci:Core/instance:Instance", "shape", "lab-vm").key == "appShape"
+    assert for_property("oci:Core/instance:Instance", "displayName", "lab-db-vm") is None
+
+
+def test_plan_says_a_shape_move_across_processor_architectures_is_not_in_place():
+    for engine in ("mysql-vm", "mariadb-vm", "postgresql-vm"):
+        lines = plan_lines({"oci-dblab:dbEngine": engine})
+        (db,) = [line for line in lines if line.startswith("dbShape")]  # the Flex-size rows are diff-only
+        assert "processor architecture" in db and "--replace" in db
+    (app,) = [line for line in plan_lines({}) if line.startswith("appShape")]
+    assert "same processor architecture only" in app and "--replace" in app
