@@ -296,3 +296,20 @@ def test_parse_config_refuses_every_value_the_cli_type_check_refuses():
                 parse_config(good_raw(**{s.key: value}), "dev")
             assert s.key in [p.key for p in e.value.problems], (s.key, value)
         assert validate_value(s.type, None, s.default_text)
+
+
+@pytest.mark.parametrize(
+    "engine, shape, example",
+    [
+        ("postgresql-vm", "VM.Standard.E4.Flex", "VM.Standard.E2.1.Micro"),
+        ("mysql", "VM.Standard.E2.1.Micro", "MySQL.Free"),
+        ("postgresql", "MySQL.2", "PostgreSQL."),
+    ],
+)
+def test_a_bad_db_shape_gets_an_example_of_its_own_engine(engine, shape, example):
+    with pytest.raises(ConfigError) as e:
+        parse_config(good_raw(dbEngine=engine, dbShape=shape), "dev")
+    (line,) = [ln for ln in str(e.value).splitlines() if "oci-dblab:dbShape" in ln]
+    assert f"Example: {example}" in line
+    if engine != "mysql":
+        assert "MySQL.Free" not in line
