@@ -70,6 +70,11 @@ STORAGE_PERCENT = 80
 CONNECTIONS_SHARE = 0.8
 
 
+# The database's alarm roles (Engine.metrics keys); a role the engine has no metric for is named in a warning with
+# the engine's reason (Engine.alarm_gaps), so a plan never silently lacks the storage or backup alarm.
+ALARM_ROLES = ("cpu", "memory", "storage", "connections", "backup_failure")
+
+
 class QueryError(ValueError):
     """An MQL query outside the grammar this module accepts."""
 
@@ -304,6 +309,13 @@ def db_alarm_specs(engine: Engine, shape: str, storage_gbs: int) -> AlarmPlan:
                 interval="1h",
             )
         )
+    gaps = [role for role in ALARM_ROLES if role not in metrics]
+    if gaps:
+        reasons = "; ".join(
+            f"{role}: {engine.alarm_gaps.get(role, f'{ns} has no such metric the lab knows')}" for role in gaps
+        )
+        names = ", ".join(f"db-{role.replace('_', '-')}" for role in gaps)
+        plan.warnings.append(f"no {names} alarm for {engine.name} ({reasons})")
     return plan
 
 

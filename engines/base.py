@@ -102,6 +102,8 @@ class Engine:
     monitoring_namespace: str | None = None
     metrics: Mapping[str, str] = field(default_factory=dict)
     max_connections: Mapping[str, int] = field(default_factory=dict)
+    # Why a role has no metric (role -> reason, with its source): operations warns "no db-<role> alarm: <reason>".
+    alarm_gaps: Mapping[str, str] = field(default_factory=dict)
     free_pools: Mapping[str, int] = field(default_factory=dict)  # Always Free pools one DB of this engine consumes
     paid_shape: str | None = None  # the cheapest paid shape (preflight's option when the free pool is used up)
     sizing: Mapping[str, Any] = field(default_factory=dict)  # ForceNew facts of dbShape / dbStorageGbs, cited

@@ -559,6 +559,11 @@ ENGINE = Engine(
     # max_connections is set by the service's shape-specific default configuration; no per-shape figure was found
     # in a public source, so none is recorded (no connections alarm; a warning says so).
     max_connections={},
+    alarm_gaps={
+        "storage": "UsedStorage is GB, not a share of a capacity: the service's storage grows by itself",
+        "backup_failure": "oci_postgresql has no backup metric (OCI 'OCI Database with PostgreSQL Metrics'); the "
+        "service's backups are listed on the DB system's Backups page",
+    },
     free_pools={},
     sizing={"facts": SIZING},
     prices=PRICES,

@@ -416,6 +416,12 @@ def vm_engine(flavor: Flavor, **spec: Any) -> Any:
         "shapes_token": COMPUTE_SHAPES_TOKEN,
         "monitoring_namespace": VM_NAMESPACE,
         "metrics": dict(VM_METRICS),
+        "alarm_gaps": {
+            "storage": "the Oracle Cloud Agent's compute metrics have no file-system usage, only disk bytes and "
+            "IOPS (OCI 'Compute Instance Metrics'); watch `df -h /` on the DB VM",
+            "connections": "the database server on the VM publishes nothing to OCI Monitoring",
+            "backup_failure": "a DB VM has no managed backups; dump the database yourself",
+        },
         "free_pools": {"e2_micro_instances": 1},  # on the default shape; A1 Flex uses the A1 pool instead
         "local_server": "mariadb" if flavor.family == "mysql" else "postgresql",
         "needs_os_repositories": True,

@@ -195,3 +195,39 @@ def test_with_alert_email_an_email_subscription_to_the_topic(with_email) -> None
 def test_topic_name_follows_the_stack_without_student() -> None:
     plan = plan_of(studentId=None, stack="lab7")
     assert named(plan, "lab-ops-topic").props["name"] == "dblab-lab7-alerts"
+
+
+ROLE_ALARMS = {
+    "cpu": "db-cpu",
+    "memory": "db-memory",
+    "storage": "db-storage",
+    "connections": "db-connections",
+    "backup_failure": "db-backup-failure",
+}
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_every_engine_s_db_is_watched_in_its_own_namespace_and_every_missing_alarm_is_said(engine: str) -> None:
+    """A DB VM publishes compute-agent metrics, the PostgreSQL service its own namespace; a role without a metric
+    (storage, connections, backup failure) is a warning with the engine's reason, never silently left out."""
+    eng = ENGINES[engine]
+    plan = plan_of(dbEngine=engine)
+    topic = named(plan, "lab-ops-topic")
+    db_ids = {r.id for r in plan.by_type(eng.endpoint_type) if r.name != "lab-vm"}
+    db_alarms = {n: a for n, a in _alarms(plan).items() if "-db-" in n}
+    assert {"lab-ops-db-cpu", "lab-ops-db-memory"} <= set(db_alarms), engine
+    expected_ns = "oci_computeagent" if eng.endpoint_type == "oci:Core/instance:Instance" else eng.monitoring_namespace
+    assert expected_ns != "oci_mysql_database" or engine == "mysql"
+    for name, a in db_alarms.items():
+        q = parse_query(a.props["query"])
+        assert a.props["namespace"] == expected_ns, name
+        assert q.dimensions[0][0] == "resourceId" and q.dimensions[0][1] in db_ids, name
+        assert q.metric == eng.metrics[next(r for r, k in ROLE_ALARMS.items() if name.endswith(k))]
+        assert a.props["destinations"] == [topic.id]
+    for role, key in ROLE_ALARMS.items():
+        if f"lab-ops-{key}" in db_alarms:
+            continue
+        said = [w for w in plan.warnings if key in w or (role == "connections" and "max_connections" in w)]
+        assert said, f"{engine}: no {key} alarm and no warning saying why"
+        if role in eng.alarm_gaps:
+            assert eng.alarm_gaps[role] in said[0]
