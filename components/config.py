@@ -24,7 +24,7 @@ import engines
 from components import classtag, netplan, portable
 from components.labhours import LabHours, LabHoursError, parse_lab_hours
 from engines import ENGINES, PLANNED
-from engines.base import Engine
+from engines.base import Engine, password_hint
 
 PROJECT = "oci-dblab"
 
@@ -794,16 +794,19 @@ def parse_config(
 
     password = raw.get("dbPassword")
     if password is not None and password != "":
+        hint = password_hint(engine)  # the chosen engine's own rule (the key's example states MySQL's)
+        good = f"--secret 'Lab-2026-db!'  ({hint})" if hint else ""
         if "dbPassword" not in secret_keys:
             problems.append(
                 Problem(
                     "dbPassword",
                     "is stored in plain text in the stack file; set it with `pulumi config set --secret dbPassword`",
+                    good,
                 )
             )
         why = check_db_password(password, admin_user, engine)
         if why:
-            problems.append(Problem("dbPassword", why))
+            problems.append(Problem("dbPassword", why, good))
     else:
         password = None
 

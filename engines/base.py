@@ -231,4 +231,14 @@ def password_rule(
             problems.append("contains characters outside printable ASCII")
         return ("the password " + ", ".join(problems)) if problems else None
 
+    needs = [w for w, on in (("a digit", need_digit), ("a lower", need_lower), ("an upper", need_upper)) if on]
+    needs += ["a special"] if need_special else []
+    # what config shows beside its example (components/config.py password_hint): this engine's range and classes
+    listed = " and ".join([", ".join(needs[:-1]), needs[-1]] if len(needs) > 1 else needs)
+    problem.summary = f"{min_len}-{max_len} chars" + (f" with {listed}" if needs else "")  # type: ignore[attr-defined]
     return problem
+
+
+def password_hint(engine: Engine | None) -> str:
+    """The rule an engine's ``password_problem`` states, e.g. "8-64 chars with a digit, ...", or "" if unknown."""
+    return str(getattr(engine.password_problem, "summary", "")) if engine is not None else ""

@@ -126,9 +126,9 @@ def test_db_engine_is_read_in_any_case_by_every_consumer() -> None:
     assert engines.find("nosql") is None
 
 
-def _problems(**raw: str) -> str:
+def _problems(secret: tuple[str, ...] = (), **raw: str) -> str:
     with pytest.raises((ProgramError, ConfigError)) as err:
-        plan_of(**raw)
+        plan_of(secret=secret, **raw)
     return str(err.value)
 
 
@@ -140,6 +140,21 @@ def test_a_wrong_shape_names_the_key_and_an_example_good_for_the_engine(engine: 
     [line] = [ln for ln in message.splitlines() if "oci-dblab:dbShape" in ln]
     assert f"Example: {e.example_shape}" in line and e.shape_ok(e.example_shape), line
     assert "Traceback" not in message
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_a_bad_password_is_refused_with_the_engines_own_rule_and_never_echoed(engine: str) -> None:
+    e = engines.get(engine)
+    bad = "abcdefgh-no-digit-q"
+    message = _problems(secret=("dbPassword",), dbEngine=engine, dbPassword=bad)
+    [line] = [ln for ln in message.splitlines() if "oci-dblab:dbPassword" in ln]
+    assert bad not in message and "has no digit" in line
+    example = re.search(r"Example: --secret '([^']+)'  \((\d+)-(\d+) chars", line)
+    assert example, line
+    assert e.password_problem(example.group(1), e.default_admin_user) is None  # the example is good for the engine
+    too_long = "Ab1!" * (int(example.group(3)) // 4 + 1)  # one past the range the example states
+    assert e.password_problem(too_long, e.default_admin_user) is not None
+    assert e.password_problem(too_long[: int(example.group(3))], e.default_admin_user) is None
 
 
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
