@@ -117,6 +117,39 @@ def test_the_policy_refuses_the_engines_port_from_the_internet_and_plan_verdicts
     )
 
 
+@pytest.fixture(scope="module")
+def pack() -> Any:
+    from labctl.analyzerhost import PolicyPackHost
+
+    with PolicyPackHost() as host:
+        host.configure()
+        yield host
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_the_real_policy_pack_passes_each_engine_and_refuses_its_port_from_anywhere(pack: Any, engine: str) -> None:
+    """The pack as the engine runs it (Analyzer protocol, preview and after up), per engine."""
+    from conftest import mutated, named
+
+    from labctl.analyzerhost import FORMS, encode
+
+    plan = _plan(engine, given=True)
+
+    def from_anywhere(resources: list[Any]) -> None:
+        sl = named(resources, "lab-private-sl")
+        sl.props["ingressSecurityRules"] = [{**r, "source": "0.0.0.0/0"} for r in sl.props["ingressSecurityRules"]]
+
+    open_port = {("db-port-only-from-app-subnet", "mandatory")}
+    for change, expected in ((lambda _r: None, set()), (from_anywhere, open_port)):
+        resources = mutated(plan, change)
+        for form in FORMS:
+            request = encode(
+                resources, form, stack=plan.stack, stack_outputs=plan.outputs, secret_outputs=plan.secret_outputs
+            )
+            found = {(d.policy, d.level) for d in pack.analyze_stack(request)}
+            assert found == expected, (engine, form, found)
+
+
 def test_db_engine_is_read_in_any_case_by_every_consumer() -> None:
     plan = plan_of(dbEngine=" PostgreSQL-VM ")
     report = build_report(plan, {"oci-dblab:dbEngine": " PostgreSQL-VM ", "oci-dblab:adminCidr": "198.51.100.23/32"})
