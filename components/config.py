@@ -846,7 +846,7 @@ def parse_config(
         retention = None  # the service's default
     protection = _bool(problems, "dbDeletionProtection", get("dbDeletionProtection") or "false")
     free_shape = engine is not None and engine.always_free_shape is not None and db_shape == engine.always_free_shape
-    if free_shape and retention is not None:
+    if free_shape and engine is not None and engine.free_shape_refuses_backup_policy and retention is not None:
         problems.append(
             Problem(
                 "dbBackupRetentionDays",

@@ -120,6 +120,9 @@ class Engine:
     # The DB installs its server from the OS repositories at boot (the DB-VM engines): the private subnet then gets a
     # service gateway to Oracle Services Network and HTTPS egress to it (components/network.py), never the internet.
     needs_os_repositories: bool = False
+    # The service refuses a backup policy for its Always Free shape (config refuses dbBackupRetentionDays there);
+    # False where there is no such service rule (a DB VM has no backup policy at all: the setting is only ignored).
+    free_shape_refuses_backup_policy: bool = False
 
     # --- hooks --------------------------------------------------------------------------------------------------
     # password_problem(password, admin_user) -> why it breaks the engine's rule, or None; never echoes the password

@@ -293,6 +293,9 @@ ENGINE = Engine(
     shape_pattern=r"MySQL\.(Free|[0-9]+|VM\.Standard\.E[2-9]\.[0-9]+\.[0-9]+GB|HeatWave\.VM\.Standard(\.E[2-9])?)",
     example_shape=FREE_SHAPE,
     always_free_shape=FREE_SHAPE,
+    # OCI refuses any backup policy when it creates an Always Free DB system ("Cannot specify backup policy with
+    # 'CreateDbSystem' operation for an Always Free DB system"; components/config.py cites where it is quoted)
+    free_shape_refuses_backup_policy=True,
     min_storage_gbs=50,
     max_storage_gbs=131072,
     # The Always Free DB system comes with exactly 50 GB of storage.

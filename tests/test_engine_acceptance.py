@@ -191,6 +191,27 @@ def test_a_bad_password_is_refused_with_the_engines_own_rule_and_never_echoed(en
 
 
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_backup_retention_on_the_free_shape_is_refused_only_where_the_service_refuses_it(engine: str) -> None:
+    e = engines.get(engine)
+    if e.always_free_shape is None:
+        assert _plan_or_problems(engine, dbBackupRetentionDays="7") == ""
+        return
+    result = _plan_or_problems(engine, dbShape=e.always_free_shape, dbBackupRetentionDays="7")
+    if e.free_shape_refuses_backup_policy:
+        assert "oci-dblab:dbBackupRetentionDays" in result and "Always Free DB system" in result
+    else:  # a DB VM has no backup policy to refuse: no false "OCI refuses" error, at most a warning
+        assert result == "", result
+
+
+def _plan_or_problems(engine: str, **raw: str) -> str:
+    try:
+        plan_of(dbEngine=engine, **raw)
+    except (ProgramError, ConfigError) as err:
+        return str(err)
+    return ""
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
 def test_the_engines_reserved_names_are_refused_with_the_key(engine: str) -> None:
     e = engines.get(engine)
     names = sorted(u for u in e.reserved_users if re.fullmatch(r"[A-Za-z]\w*", u))  # not 'mysql.sys', 'pg_*'
