@@ -32,7 +32,7 @@ class LabHours:
     def _cron(self, at: tuple[int, int]) -> str:
         # minute hour day-of-month month day-of-week; UNIX cron counts the week from 0 = Sunday
         dow = ",".join(str((d + 1) % 7) for d in self.days)
-        return f"{at[1]} {at[0]} * * {dow}"
+        return check_cron(f"{at[1]} {at[0]} * * {dow}")
 
     @property
     def start_cron(self) -> str:
@@ -46,6 +46,34 @@ class LabHours:
     def hours_per_week(self) -> float:
         minutes = (self.end[0] * 60 + self.end[1]) - (self.start[0] * 60 + self.start[1])
         return len(self.days) * minutes / 60
+
+
+# The five fields of a UNIX cron expression (crontab(5)): name, lowest, highest. Day of week 0-7, both 0 and 7 are
+# Sunday. Resource Scheduler takes this form for recurrence_type CRON (pulumi_oci 5.5.0
+# resourcescheduler/schedule.py `recurrence_details`: "a cron expression").
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+_CRON_ITEM = re.compile(r"^(?P<lo>[0-9]{1,2})(?:-(?P<hi>[0-9]{1,2}))?(?:/(?P<step>[0-9]{1,2}))?\Z")
+
+
+def check_cron(expr: str) -> str:
+    """``expr`` when it is a five-field UNIX cron expression (``*``, numbers, ranges ``a-b``, steps ``/n`` and
+    comma lists, each within its field's range), else ``LabHoursError`` naming the field. Every schedule the program
+    sends is checked here before it is declared, as every alarm query is by operations.parse_query."""
+    fields = expr.split()
+    if len(fields) != len(CRON_FIELDS) or expr != " ".join(fields):
+        raise LabHoursError(f"cron expression {expr!r} does not have 5 fields separated by single spaces")
+    for text, (name, lo, hi) in zip(fields, CRON_FIELDS, strict=True):
+        if text == "*" or (text.startswith("*/") and text[2:].isdigit() and int(text[2:]) > 0):
+            continue
+        for item in text.split(","):
+            m = _CRON_ITEM.match(item)
+            if not m:
+                raise LabHoursError(f"cron expression {expr!r}: {name} {item!r} is not a number, a-b or a-b/n")
+            first = int(m["lo"])
+            last = int(m["hi"]) if m["hi"] is not None else first
+            if not lo <= first <= last <= hi or (m["step"] is not None and int(m["step"]) == 0):
+                raise LabHoursError(f"cron expression {expr!r}: {name} {item!r} is outside {lo}-{hi}")
+    return expr
 
 
 def _days(text: str) -> tuple[int, ...]:

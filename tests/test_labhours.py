@@ -6,7 +6,7 @@ import pytest
 from conftest import good_raw, named, plan_of
 
 from components.config import ConfigError, parse_config
-from components.labhours import LabHours, LabHoursError, parse_lab_hours
+from components.labhours import LabHours, LabHoursError, check_cron, parse_lab_hours
 
 SCHEDULE = "oci:ResourceScheduler/schedule:Schedule"
 POLICY = "oci:Identity/policy:Policy"
@@ -116,3 +116,44 @@ def test_a_secret_value_is_not_echoed():
     with pytest.raises(ConfigError) as e:
         parse_config(good_raw(labHours=value), "dev", secret_keys={"labHours"})
     assert "oci-dblab:labHours: the secret value" in str(e.value) and "Mars" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["0 7 * * 1,2,3,4,5", "30 23 * * 0", "15 10 * * 1-5", "*/15 * * * *", "0 0 1 1 7", "59 23 31 12 6"],
+)
+def test_cron_expressions_in_the_grammar_pass(expr):
+    assert check_cron(expr) == expr
+
+
+@pytest.mark.parametrize(
+    "expr, why",
+    [
+        ("0 7 * *", "5 fields"),
+        ("0 7 * * 1 2", "5 fields"),
+        ("0  7 * * 1", "single spaces"),
+        ("60 7 * * 1", "minute '60' is outside 0-59"),
+        ("0 24 * * 1", "hour '24' is outside 0-23"),
+        ("0 7 0 * 1", "day of month '0' is outside 1-31"),
+        ("0 7 * 13 1", "month '13' is outside 1-12"),
+        ("0 7 * * 8", "day of week '8' is outside 0-7"),
+        ("0 7 * * 5-1", "day of week '5-1' is outside 0-7"),
+        ("0 7 * * MON", "day of week 'MON' is not a number"),
+        ("0 7 * * 1,,2", "day of week '' is not a number"),
+        ("0 7 * * */0", "day of week '*/0' is not a number"),
+    ],
+)
+def test_cron_expressions_outside_the_grammar_are_refused(expr, why):
+    with pytest.raises(LabHoursError) as e:
+        check_cron(expr)
+    assert why in str(e.value)
+
+
+def test_every_schedule_the_program_can_send_is_a_valid_cron():
+    for days in ("Mon-Fri", "Sun", "Sat-Sun", "Mon,Wed,Fri", "Mon-Sun"):
+        for hours in ("00:00-00:01", "07:00-17:00", "08:30-23:59"):
+            h = parse_lab_hours(f"{days} {hours} UTC")
+            for cron in (h.start_cron, h.stop_cron):
+                assert check_cron(cron) == cron
+                minute, hour, _, _, dow = cron.split()
+                assert {int(x) for x in dow.split(",")} == {(d + 1) % 7 for d in h.days}
