@@ -12,6 +12,19 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C
 
 
+def _is_config_error(e: BaseException) -> bool:
+    """Whether the program stopped on its config's problems (components/config.py ConfigError, raised inside the
+    Pulumi runtime, which wraps it): bad input, not a failed plan."""
+    seen: BaseException | None = e.__cause__ or e.__context__
+    for _ in range(10):
+        if seen is None:
+            return False
+        if type(seen).__name__ == "ConfigError":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from labctl.offline import ProgramError
     from labctl.plan import build_report, plan_stack, render
@@ -23,6 +36,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(f"labctl plan: {e}", file=sys.stderr)
         return EXIT_USAGE
     except ProgramError as e:
+        if _is_config_error(e):  # bad input: the config's problems, each with its line
+            from labctl.stackfile import stack_file, with_key_lines
+
+            path = args.config or stack_file(Path(args.project_dir), args.stack)
+            print(f"labctl plan: {with_key_lines(str(e), path)}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"labctl plan: the program failed for stack '{args.stack}':\n{e}", file=sys.stderr)
         return EXIT_FAILED
     if args.format == "tfplan":  # an export for scanners (checkov, trivy, conftest): they give the verdicts
@@ -134,11 +153,27 @@ def _judge(students: list, cls: object, args: argparse.Namespace) -> int | None:
     return EXIT_USAGE
 
 
+def _layer_problems(args: argparse.Namespace, students: list, cls: object) -> int | None:
+    """The class file's ``classLayer`` section checked as ``class setup`` checks it (validate and preflight judge
+    the whole file before the term); EXIT_USAGE with its problems, None when it is fine or absent."""
+    from labctl.usage import UsageError, layer_defaults
+
+    try:
+        layer_defaults(args.class_config, students, cls)
+    except UsageError as e:
+        print(f"labctl class: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return None
+
+
 def _cmd_class_validate(args: argparse.Namespace) -> int:
     loaded = _load_class(args)
     if isinstance(loaded, int):
         return loaded
     students, cls = loaded
+    bad_layer = _layer_problems(args, students, cls)
+    if bad_layer is not None:
+        return bad_layer
     judged = _judge(students, cls, args)
     if judged is not None:
         return judged
@@ -162,6 +197,9 @@ def _cmd_class_preflight(args: argparse.Namespace) -> int:
     if isinstance(loaded, int):
         return loaded
     students, cls = loaded
+    bad_layer = _layer_problems(args, students, cls)
+    if bad_layer is not None:
+        return bad_layer
     judged = _judge(students, cls, args)
     if judged is not None:
         return judged

@@ -27,3 +27,26 @@ def load_stack_config(path: Path | str) -> tuple[dict[str, str], list[str]]:
 
 def stack_file(project_dir: Path, stack: str) -> Path:
     return Path(project_dir) / f"Pulumi.{stack}.yaml"
+
+
+def with_key_lines(message: str, path: Path | str) -> str:
+    """``message`` (a ConfigError's text) with each problem line ``  - oci-dblab:<key>: ...`` prefixed by
+    ``<path>:<line>:`` where the stack file sets that key (a key the file does not set keeps its line as it is)."""
+    import re
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return message
+    where: dict[str, int] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"^\s+([A-Za-z0-9_-]+:[A-Za-z0-9_]+)\s*:", line)
+        if m:
+            where.setdefault(m[1], n)
+    out = []
+    for line in message.splitlines():
+        m = re.match(r"^(\s+- )([A-Za-z0-9_-]+:[A-Za-z0-9_]+):", line)
+        if m and m[2] in where:
+            line = f"{m[1]}{path}:{where[m[2]]}: {line[len(m[1]) :]}"
+        out.append(line)
+    return "\n".join(out)

@@ -129,7 +129,9 @@ def test_bad_config_and_missing_stack_are_clear(tmp_path, capsys):
         "config:\n  oci-dblab:compartmentId: nope\n  oci-dblab:sshPublicKey: x\n  oci-dblab:adminCidr: 1.2.3.4/32\n"
     )
     code, _, err = run(capsys, "--stack", "bad", "--config", str(f))
-    assert code == 1 and "oci-dblab:compartmentId: 'nope' is not an OCID" in err
+    # bad input, like the CLI's refusal: exit 2, each problem with the stack file's line of its key
+    assert code == 2 and f"{f}:2: oci-dblab:compartmentId: 'nope' is not an OCID" in err
+    assert "Traceback" not in err
     assert "oci-dblab:sshPublicKey: the value starts with 'x'" in err
 
 
@@ -144,3 +146,21 @@ def test_plan_states_the_operations_cost_and_elastic_sizing(default_json, capsys
     text = capsys.readouterr().out
     assert "Elastic sizing" in text and "dbStorageGbs (now 50): changes in place" in text
     assert "lab-ops-vm-down" in text and "Monitoring alarm" in text
+
+
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("oci-dblab:alertEmail: prof@@uni", "oci-dblab:alertEmail: 'prof@@uni' is not one e-mail address"),
+        ("oci-dblab:labHours: Mon-Fri 18:00-08:00 UTC", "oci-dblab:labHours: the hours 18:00-08:00 end before"),
+        ("oci-dblab:labHours: Mon-Fri 08:00-18:00 Moon/Base", "oci-dblab:labHours: 'Moon/Base' is not an IANA"),
+    ],
+)
+def test_bad_operations_config_is_exit_2_with_file_line_and_example(tmp_path, capsys, line, words):
+    text = (ROOT / "Pulumi.dev.yaml").read_text().rstrip("\n") + f"\n  {line}\n"
+    f = tmp_path / "Pulumi.ops.yaml"
+    f.write_text(text)
+    code, out, err = run(capsys, "--stack", "ops", "--config", str(f))
+    n = len(text.splitlines())
+    assert code == 2 and f"{f}:{n}: {words}" in err and "Example: " in err and "Traceback" not in err
+    assert out == ""

@@ -392,3 +392,22 @@ def test_the_quota_must_let_the_class_own_vms_in(class_dir: Path, capsys: pytest
     assert "ocpusPerStudent: 1 is below the class's appOcpus 2" in capsys.readouterr().err
     (class_dir / "class.yaml").write_text(flex.replace("classLayer:", "classLayer:\n  ocpusPerStudent: 2"))
     assert cli(class_dir, "setup", "--offline") == 0
+
+
+@pytest.mark.parametrize("verb", ["validate", "preflight"])
+def test_validate_and_preflight_judge_the_class_layer_too(
+    class_dir: Path, capsys: pytest.CaptureFixture[str], verb: str
+) -> None:
+    """Before the term the instructor validates the whole class file: a class layer that setup would refuse is
+    refused here already, with its line, exit 2."""
+    files = [str(class_dir / "roster.csv"), "--class-config", str(class_dir / "class.yaml"), "--no-plan"]
+    text = (class_dir / "class.yaml").read_text()
+    bad = text.replace("monthlyBudgetUsd: 10", "monthlyBudgetUsd: -3")
+    (class_dir / "class.yaml").write_text(bad)
+    assert main(["class", verb, *files]) == 2
+    err = capsys.readouterr().err
+    line = bad.splitlines().index("  monthlyBudgetUsd: -3") + 1
+    assert f"class.yaml:{line}: classLayer.monthlyBudgetUsd: -3 is not above 0" in err and "Traceback" not in err
+    (class_dir / "class.yaml").write_text(text)
+    assert main(["class", verb, *files]) in (0, 1)  # 1: preflight's verdict, not an input problem
+    assert "classLayer" not in capsys.readouterr().err
