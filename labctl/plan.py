@@ -126,7 +126,9 @@ def render_text(report: dict[str, Any]) -> str:
         mark = "ok  " if v["ok"] else "FAIL"
         out.append(f"  [{mark}] {v['id']:<24} expected {v['expected']:<8} got {v['actual']:<8} {v['reason']}")
     out.append("")
-    out.append("Policy")
+    # the rules judged, by id (the operations tier's db-alarm-to-topic and student-tag among them): "no findings"
+    # then says what was checked
+    out.append(f"Policy ({len(rules.RULES)} rules: {', '.join(rule.id for rule in rules.RULES)})")
     if not report["findings"]:
         out.append("  no findings")
     for f in report["findings"]:

@@ -96,6 +96,10 @@ def test_text_output_has_tree_verdicts_policy_cost_and_path(capsys):
     assert code == 0
     assert " +   pulumi:pulumi:Stack" in out and "│  ├─ oci:Mysql/mysqlDbSystem:MysqlDbSystem" in out
     assert "[ok  ] internet->db:3306" in out and "no findings" in out
+    # the rules judged are named, the operations tier's among them (every DB alarmed to a topic, every resource
+    # tagged)
+    (policy,) = [line for line in out.splitlines() if line.startswith("Policy (")]
+    assert "db-alarm-to-topic" in policy and "student-tag" in policy
     assert "Monthly cost estimate: $0.00" in out and "Critical path of `pulumi up`" in out
     assert out.rstrip().endswith("PLAN OK")
 
