@@ -415,7 +415,7 @@ def critical_path(resources: Sequence[Any]) -> PathReport:
     if any(t.startswith("pulumi-python:dynamic") for t in types):
         limit += create_seconds(DYNAMIC)
     table = duration_table()
-    used_sources = {sid for t in types for sid in table["types"].get(t, {}).get("sources", [])}
+    used_sources = {sid for t in types for sid in (_engine_duration(t) or table["types"].get(t, {})).get("sources", [])}
     return PathReport(
         path=path,
         seconds=end,

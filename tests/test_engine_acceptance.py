@@ -390,3 +390,16 @@ def test_the_readme_engine_table_has_one_full_row_per_engine() -> None:
         free = cells[3].startswith("Always Free") or bool(e.always_free_shape and e.always_free_shape in cells[3])
         assert free is (e.always_free_shape is not None), name
         assert free or "$" in cells[3], name  # a paid engine names its price
+
+
+def test_each_engines_create_durations_live_in_its_module_and_cite_known_sources() -> None:
+    from labctl import estimate
+
+    table = estimate.duration_table()
+    for e in engines.ENGINES.values():
+        assert not set(e.resource_types) & set(table["types"]), f"{e.name}'s types belong in its module's durations"
+        for spec in e.durations.values():
+            assert set(spec.get("sources", ())) <= set(table["sources"]), e.name
+    # the default stack's critical path still counts HeatWave's 12.5 min and cites where that figure comes from
+    path = estimate.critical_path(plan_of().resources)
+    assert path.seconds >= 750 and any("steampipe" in line or "mysql" in line.lower() for line in path.sources)
