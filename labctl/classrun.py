@@ -39,6 +39,7 @@ class ClassOptions:
     resume: bool = False
     retries: int = 3
     backoff_seconds: float = 5.0
+    verb: str = ""  # what the operator asked, when it differs from ``action`` (class stop|start run an `up`)
 
 
 NOT_STARTED = "not started"  # the run was interrupted before this stack's turn
@@ -229,7 +230,7 @@ def run_class(
     start = time.perf_counter()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"class {opts.action} ({runner.kind})", total=len(todo))
+        task = progress.add_task(f"class {opts.verb or opts.action} ({runner.kind})", total=len(todo))
         with ThreadPoolExecutor(max_workers=max(1, opts.parallel)) as pool:
             futures = {pool.submit(_run_one, j, runner, opts, logs / f"{j.stack}.log", stop): j for j in todo}
             for fut in as_completed(futures):

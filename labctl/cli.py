@@ -273,7 +273,7 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
     )
     # offline plans are pure CPU: at most one worker per CPU (labctl/runners.py offline_parallel)
     parallel = runner.processes if isinstance(runner, OfflineRunner) else args.parallel
-    opts = ClassOptions(action, out_dir, parallel=parallel, only=only, resume=args.resume)
+    opts = ClassOptions(action, out_dir, parallel=parallel, only=only, resume=args.resume, verb=args.action)
     try:
         if cls.connection_check and args.action == "up":
             for job in jobs:  # <out-dir>/env/<student_id>/ is 0700: the .env in it holds the student's DB password

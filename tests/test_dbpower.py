@@ -78,6 +78,7 @@ def test_offline_stop_then_start_plans_every_db_system_in_that_state(class_dir, 
     captured = capsys.readouterr()
     assert "offline runner: nothing is stopped; each stack is planned with dbState INACTIVE" in captured.err
     assert "2 succeeded, 0 failed" in captured.out and "(offline runner)" in captured.out
+    assert "class stop (offline)" in captured.err and "class up" not in captured.err  # the progress bar's label
     assert db_states(out) == {"student-p0": "INACTIVE", "student-p1": "INACTIVE"}
     report = (out / "class-report.md").read_text()
     assert "oci-dblab class stop (DB systems INACTIVE) (offline runner: OCI mocked, nothing created)" in report
