@@ -422,6 +422,8 @@ class ClassConfig:
     instructor_ssh_private_key_path: str | None = None
     instructor_cidr: str | None = None
     warnings: tuple[str, ...] = ()
+    # the line of each key's first block-style `key:` in the file (top level or under config:), for problem messages
+    key_lines: dict[str, int] = field(default_factory=dict)
 
     @property
     def connection_check(self) -> bool:
@@ -597,7 +599,18 @@ def parse_class_config(text: str, source: str = "class.yaml") -> ClassConfig:
         db_engine=values.get("dbEngine"),
         tenancies=tenancies,
         config=extra,
+        key_lines=_key_lines(text),
     )
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Line of the first block-style ``key:`` per key name (comments and flow mappings have none)."""
+    found: dict[str, int] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*:", line)
+        if m:
+            found.setdefault(m[1], n)
+    return found
 
 
 def load_class_config(path: str | Path) -> ClassConfig:
@@ -720,7 +733,8 @@ def check_students(students: Sequence[Student], cls: ClassConfig, source: str = 
             parse_config(short_keys(full), s.stack, {k.split(":", 1)[1] for k in secrets})
         except ConfigError as e:
             for p in e.problems:
-                column = KEY_SOURCE.get(p.key, f"{cls.source}:{p.key}")
+                line = cls.key_lines.get(p.key)
+                column = KEY_SOURCE.get(p.key, f"{cls.source}:{line}:{p.key}" if line else f"{cls.source}:{p.key}")
                 message = str(p)
                 if p.key in ("compartmentId", "adminCidr") and "required but not set" in p.problem:
                     message = (

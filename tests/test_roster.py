@@ -221,3 +221,16 @@ def test_per_student_config_problems_carry_the_student_line():
     msg = str(e.value)
     assert "compartment_id is empty and class.yaml has no compartmentId" in msg
     assert "stack student-a23-002" in msg
+
+
+def test_a_class_file_key_s_problem_names_its_line():
+    text = (
+        "config:\n  connectionCheck: false\n  # labHours: Mon-Fri 07:00-17:00 UTC\n"
+        "  labHours: Mon-Fri 07:00-17:00 Moon/Base\n"
+    )
+    cls = parse_class_config("compartmentId: " + COMPARTMENT + "\n" + text)
+    r = parse_roster(roster(row(1, admin_cidr="198.51.100.9/32")))
+    with pytest.raises(RosterError) as e:
+        check_students(r.students, cls, "class-a.csv")
+    assert {(p.line, p.column) for p in e.value.problems} == {(2, "class.yaml:5:labHours")}
+    assert "'Moon/Base' is not an IANA time zone" in str(e.value)
