@@ -92,6 +92,7 @@ ops = Operations(
         tags=cfg.tags,
         alert_email=cfg.alert_email,
         lab_hours=cfg.lab_hours,
+        db_running=cfg.db_state == "ACTIVE",
     ),
 )
 

@@ -208,8 +208,9 @@ class AlarmPlan:
     warnings: list[str] = field(default_factory=list)
 
 
-def db_alarm_specs(engine: Engine, shape: str, storage_gbs: int) -> AlarmPlan:
-    """The database's alarms for ``engine`` on ``shape`` with ``storage_gbs`` of storage."""
+def db_alarm_specs(engine: Engine, shape: str, storage_gbs: int, db_running: bool = True) -> AlarmPlan:
+    """The database's alarms for ``engine`` on ``shape`` with ``storage_gbs`` of storage; ``db_running`` False
+    (config dbState INACTIVE) leaves out the "DB stopped reporting" alarm of an engine that has one."""
     plan = AlarmPlan([])
     ns, metrics = engine.monitoring_namespace, engine.metrics
     if ns is None:
@@ -309,6 +310,27 @@ def db_alarm_specs(engine: Engine, shape: str, storage_gbs: int) -> AlarmPlan:
                 interval="1h",
             )
         )
+    if "down" in metrics:  # a DB VM: the agent's metric gone silent = the DB's machine is down (as vm-down)
+        if db_running:
+            plan.specs.append(
+                AlarmSpec(
+                    "db-down",
+                    ns,
+                    metrics["down"],
+                    "absent",
+                    None,
+                    None,
+                    "CRITICAL",
+                    PENDING,
+                    "The database VM has stopped sending metrics: it is stopped, hung or unreachable for its agent. "
+                    "Check it in the OCI console (Compute > Instances) and start or reboot it.",
+                )
+            )
+        else:
+            plan.warnings.append(
+                "dbState is INACTIVE: no db-down alarm (the DB VM is stopped on purpose; `labctl class start` "
+                "brings the alarm back with the VM)"
+            )
     gaps = [role for role in ALARM_ROLES if role not in metrics]
     if gaps:
         reasons = "; ".join(
@@ -387,6 +409,7 @@ class OperationsArgs:
     tags: dict[str, str]
     alert_email: str | None = None
     lab_hours: LabHours | None = None  # None: the VM is always on
+    db_running: bool = True  # config dbState ACTIVE; False: stopped on purpose (labctl class stop)
 
 
 class Operations(pulumi.ComponentResource):
@@ -423,7 +446,7 @@ class Operations(pulumi.ComponentResource):
                 f"{topic_name(args.name_prefix)} (visible in the OCI console), but nobody is e-mailed; "
                 "set one with `pulumi config set alertEmail you@example.edu`"
             )
-        db = db_alarm_specs(args.engine, args.db_shape, args.db_storage_gbs)
+        db = db_alarm_specs(args.engine, args.db_shape, args.db_storage_gbs, args.db_running)
         vm = vm_alarm_specs(args.app_shape)
         if args.lab_hours is not None:
             # The VM is stopped on purpose outside lab hours; an absence alarm cannot tell that from a crash.

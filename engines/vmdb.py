@@ -415,7 +415,8 @@ def vm_engine(flavor: Flavor, **spec: Any) -> Any:
         "lab_concepts": LAB_CONCEPTS,
         "shapes_token": COMPUTE_SHAPES_TOKEN,
         "monitoring_namespace": VM_NAMESPACE,
-        "metrics": dict(VM_METRICS),
+        # "down": the agent's CPU metric gone silent (an absence alarm, as the app VM's vm-down)
+        "metrics": {**VM_METRICS, "down": VM_METRICS["cpu"]},
         "alarm_gaps": {
             "storage": "the Oracle Cloud Agent's compute metrics have no file-system usage, only disk bytes and "
             "IOPS (OCI 'Compute Instance Metrics'); watch `df -h /` on the DB VM",

@@ -222,7 +222,8 @@ def test_every_engine_s_db_is_watched_in_its_own_namespace_and_every_missing_ala
         q = parse_query(a.props["query"])
         assert a.props["namespace"] == expected_ns, name
         assert q.dimensions[0][0] == "resourceId" and q.dimensions[0][1] in db_ids, name
-        assert q.metric == eng.metrics[next(r for r, k in ROLE_ALARMS.items() if name.endswith(k))]
+        role = "down" if name.endswith("db-down") else next(r for r, k in ROLE_ALARMS.items() if name.endswith(k))
+        assert q.metric == eng.metrics[role] and (role == "down") == q.is_absence
         assert a.props["destinations"] == [topic.id]
     for role, key in ROLE_ALARMS.items():
         if f"lab-ops-{key}" in db_alarms:
@@ -231,3 +232,18 @@ def test_every_engine_s_db_is_watched_in_its_own_namespace_and_every_missing_ala
         assert said, f"{engine}: no {key} alarm and no warning saying why"
         if role in eng.alarm_gaps:
             assert eng.alarm_gaps[role] in said[0]
+
+
+@pytest.mark.parametrize("engine", sorted(e for e in ENGINES if "down" in ENGINES[e].metrics))
+def test_a_db_vm_has_a_down_alarm_while_it_is_meant_to_run(engine: str) -> None:
+    """A DB VM is a machine like the app VM: its agent's metric gone silent means the database is down. Stopped on
+    purpose (dbState INACTIVE, labctl class stop) it has no such alarm, and a warning says so."""
+    running = plan_of(dbEngine=engine)
+    [down] = [a for n, a in _alarms(running).items() if n == "lab-ops-db-down"]
+    q = parse_query(down.props["query"])
+    assert q.is_absence and q.group_by == "resourceId" and down.props["severity"] == "CRITICAL"
+    assert q.dimensions == (("resourceId", named(running, "lab-db-vm").id),)
+    stopped = plan_of(dbEngine=engine, dbState="INACTIVE")
+    assert "lab-ops-db-down" not in _alarms(stopped)
+    assert any("dbState is INACTIVE: no db-down alarm" in w for w in stopped.warnings)
+    assert {"lab-ops-db-cpu", "lab-ops-db-memory"} <= set(_alarms(stopped))
