@@ -297,6 +297,26 @@ def apply_overrides(config: dict[str, str], student_id: str, overrides: dict[str
     return notes
 
 
+def nothing_to_tear_down(out_dir: Path, runner_kind: str) -> str | None:
+    """Why a ``teardown`` of ``runner_kind`` has nothing to tear down in ``out_dir`` (None when it has something):
+    no ``setup`` recorded in its state file, one of another runner (a dry run must not overwrite a real layer's
+    record), or a teardown that already succeeded."""
+    path = out_dir / STATE_FILE
+    doc = load_state(out_dir)
+    flag = " --offline" if runner_kind == "offline" else ""
+    setup = f"python -m labctl class setup ROSTER --class-config CLASS{flag}"
+    if doc is None:
+        return f"nothing to tear down: no class layer state {path} (no `{setup} --out-dir {out_dir}` ran there)"
+    if doc.get("runner") != runner_kind:
+        return (
+            f"nothing to tear down for the {runner_kind} runner: {path} records a {doc.get('runner')} "
+            f"{doc.get('action')}, which this run would overwrite"
+        )
+    if doc.get("action") == "teardown" and doc.get("status") == "succeeded":
+        return f"nothing to tear down: {path} records that class layer {doc.get('name')} was already torn down"
+    return None
+
+
 def stacks_still_up(out_dir: Path, runner_kind: str) -> list[str]:
     """Student stacks whose last run in ``out_dir`` (class-state.json) was a successful ``up`` of ``runner_kind``:
     their resources still sit in the student compartments, which OCI cannot delete while they hold resources."""
@@ -401,6 +421,15 @@ def run_cli(args: argparse.Namespace) -> int:
                 f"{' --offline' if args.offline else ''}), or --force",
                 file=sys.stderr,
             )
+            return EXIT_USAGE
+    if action == "teardown" and args.offline:
+        try:
+            nothing = nothing_to_tear_down(out_dir, runner.kind)
+        except LayerStateError as e:
+            print(f"labctl class teardown: {e}; nothing was started", file=sys.stderr)
+            return EXIT_USAGE
+        if nothing:  # bad input, as a teardown blocked by student stacks: the CLI's EXIT_USAGE, nothing changed
+            print(f"labctl class teardown: {nothing}; nothing was changed", file=sys.stderr)
             return EXIT_USAGE
     try:
         run = run_layer(action, spec, lambda s: layer_job(s, cls.region), runner, out_dir)

@@ -355,10 +355,29 @@ def test_teardown_waits_for_the_students_stacks(class_dir: Path, capsys: pytest.
     err = capsys.readouterr().err
     assert "1 student stack(s) are still up (student-a23-042" in err and "labctl class destroy" in err
     assert not (run / tenancy.STATE_FILE).exists()
+    assert cli(class_dir, "setup", "--offline") == 0
     save_state(run, {"student-a23-042": {**up, "runner": "cloud"}})  # a real stack does not block a dry run
     assert cli(class_dir, "teardown", "--offline") == 0
     save_state(run, {"student-a23-042": up})
+    assert cli(class_dir, "setup", "--offline") == 0
     assert cli(class_dir, "teardown", "--offline", "--force") == 0
+
+
+def test_teardown_without_a_setup_has_nothing_to_tear_down(class_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = class_dir / "run" / tenancy.STATE_FILE
+    assert cli(class_dir, "teardown", "--offline") == 2  # the CLI's exit code for bad input, nothing changed
+    err = capsys.readouterr().err
+    assert f"nothing to tear down: no class layer state {state}" in err and "Traceback" not in err
+    assert not state.exists()
+    assert cli(class_dir, "setup", "--offline") == 0
+    assert cli(class_dir, "teardown", "--offline") == 0
+    assert cli(class_dir, "teardown", "--offline") == 2  # twice: the first one already tore it down
+    assert "already torn down" in capsys.readouterr().err
+    doc = json.loads(state.read_text())
+    state.write_text(json.dumps({**doc, "action": "setup", "runner": "cloud"}))
+    assert cli(class_dir, "teardown", "--offline") == 2  # a dry run never overwrites a real layer's record
+    assert "records a cloud setup" in capsys.readouterr().err
+    assert json.loads(state.read_text())["runner"] == "cloud"
 
 
 def test_without_the_pulumi_cli_the_cloud_path_starts_nothing(
