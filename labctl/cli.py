@@ -154,13 +154,16 @@ def _judge(students: list, cls: object, args: argparse.Namespace) -> int | None:
 
 
 def _layer_problems(args: argparse.Namespace, students: list, cls: object) -> int | None:
-    """The class file's ``classLayer`` section checked as ``class setup`` checks it (validate and preflight judge
-    the whole file before the term); EXIT_USAGE with its problems, None when it is fine or absent."""
-    from labctl.usage import UsageError, layer_defaults
+    """The class file's ``classLayer`` section judged as ``class setup`` judges it (labctl/tenancy.py judge_section:
+    validate, preflight and up judge the whole file before anything runs); EXIT_USAGE with its problems, None when
+    it is fine or absent."""
+    from components.tenancy import LayerError
+    from labctl.inputs import InputFileError
+    from labctl.tenancy import judge_section
 
     try:
-        layer_defaults(args.class_config, students, cls)
-    except UsageError as e:
+        judge_section(args.class_config, students, cls)
+    except (LayerError, InputFileError) as e:
         print(f"labctl class: {e}", file=sys.stderr)
         return EXIT_USAGE
     return None
@@ -217,6 +220,10 @@ def _cmd_class_run(args: argparse.Namespace) -> int:
     if isinstance(loaded, int):
         return loaded
     students, cls = loaded
+    if args.action in ("up", "preview"):  # what setup would refuse stops a deployment too, before anything runs
+        bad_layer = _layer_problems(args, students, cls)
+        if bad_layer is not None:
+            return bad_layer
     only = None
     if args.only:
         only = frozenset(x.strip() for x in args.only.split(",") if x.strip())

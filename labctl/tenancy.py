@@ -93,19 +93,32 @@ def layer_from_text(text: str, student_ids: list[str], source: str, tenancies: s
 
 def load_layer(roster_path: str, class_config: str) -> tuple[LayerSpec, Any, list[Any]]:
     """Roster, class config and the class layer, every problem raised before anything starts."""
-    from labctl.inputs import read_input_file
     from labctl.roster import load_class_config, load_roster
 
     roster = load_roster(roster_path)
     cls = load_class_config(class_config)
+    spec = judge_section(class_config, roster.students, cls, required=True)
+    assert spec is not None  # required=True: a missing section raises
+    return spec, cls, roster.students
+
+
+def judge_section(class_config: str | Path, students: list[Any], cls: Any, required: bool = False) -> LayerSpec | None:
+    """The class file's ``classLayer`` section judged as ``class setup`` judges it (``layer_from_text``, then the
+    quota's fit with the class's app VM): raises ``LayerError`` (file:line, key, example) or ``InputFileError``.
+    ``class up``, ``validate`` and ``preflight`` call it with ``required=False``: a file without the section (or of
+    per-student tenancies, which have no class layer) gives None."""
+    from labctl.inputs import read_input_file
+
     text = read_input_file(Path(class_config), "class config", "")
-    spec = layer_from_text(text, [s.student_id for s in roster.students], str(class_config), cls.tenancies)
+    if not required and (cls.tenancies == "per-student" or "" not in section_lines(text)):
+        return None
+    spec = layer_from_text(text, [s.student_id for s in students], str(class_config), cls.tenancies)
     problems = quota_fit_problems(spec, cls.app_shape, cls.config.get("appOcpus"))
     if problems:
         lines = section_lines(text)
         where = f"{class_config}:{lines.get('allowedShapes') or lines.get('', 0)}: classLayer."
         raise LayerError([where + p for p in problems])
-    return spec, cls, roster.students
+    return spec
 
 
 def quota_fit_problems(spec: LayerSpec, app_shape: str | None, app_ocpus: str | None) -> list[str]:

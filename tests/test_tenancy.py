@@ -430,3 +430,43 @@ def test_validate_and_preflight_judge_the_class_layer_too(
     (class_dir / "class.yaml").write_text(text)
     assert main(["class", verb, *files]) in (0, 1)  # 1: preflight's verdict, not an input problem
     assert "classLayer" not in capsys.readouterr().err
+
+
+def test_class_up_judges_the_class_layer_as_setup_does(class_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``class up`` reads the layer's state, but a class file whose section setup would refuse stops it too, with
+    the line, exit 2, before anything runs (no out-dir, no plan)."""
+    text = (class_dir / "class.yaml").read_text()
+    bad = text.replace("monthlyBudgetUsd: 10", "monthlyBudgetUsd: 2.5")
+    (class_dir / "class.yaml").write_text(bad)
+    line = bad.splitlines().index("  monthlyBudgetUsd: 2.5") + 1
+    assert cli(class_dir, "up", "--offline") == 2
+    err = capsys.readouterr().err
+    assert f"class.yaml:{line}: classLayer.monthlyBudgetUsd" in err and "whole number" in err
+    assert "Traceback" not in err and not (class_dir / "run").exists()
+
+
+@pytest.mark.parametrize("verb", ["validate", "preflight", "up"])
+def test_every_verb_judges_the_quota_fit_as_setup_does(
+    class_dir: Path, capsys: pytest.CaptureFixture[str], verb: str
+) -> None:
+    """The quota's fit with the class's app VM (setup's own check beyond the section's keys) is judged alike."""
+    text = (class_dir / "class.yaml").read_text()
+    (class_dir / "class.yaml").write_text(
+        text.replace('["VM.Standard.E2.1.Micro", "VM.Standard.A1.Flex"]', '["VM.Standard.A1.Flex"]')
+    )
+    extra = ["--offline"] if verb == "up" else ["--no-plan"]
+    assert cli(class_dir, "setup", "--offline") == 2
+    setup_err = capsys.readouterr().err
+    assert "the class's appShape VM.Standard.E2.1.Micro is not in it" in setup_err
+    if verb == "up":
+        assert cli(class_dir, verb, *extra) == 2
+    else:
+        assert (
+            main(
+                ["class", verb, str(class_dir / "roster.csv"), "--class-config", str(class_dir / "class.yaml"), *extra]
+            )
+            == 2
+        )
+    err = capsys.readouterr().err
+    assert "classLayer.allowedShapes: the class's appShape VM.Standard.E2.1.Micro is not in it" in err
+    assert not (class_dir / "run").exists()
