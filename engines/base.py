@@ -96,6 +96,7 @@ class Engine:
     resource_types: frozenset[str]  # type tokens ONLY this engine names
     endpoint_type: str  # the type whose props give the DB's subnetId / private IP / port
     lab_concepts: str = ""  # one sentence used in failure messages
+    server_label: str = ""  # the DB server's name in the check's failure messages ("<server_label> hop: ...")
     shapes_token: str | None = None  # invoke listing the shapes one AD offers this engine; None: the app VM's AD
     # Monitoring (components/operations.py): the metric namespace, the metric of each alarm role (cpu, memory,
     # storage, connections, backup_failure; a role left out gets no alarm), max_connections per shape (sourced).

@@ -27,6 +27,7 @@ ENGINE = vmdb.vm_engine(
     reserved_db_names=frozenset({"mysql", "sys", "information_schema", "performance_schema"}),
     ssl_mode="REQUIRED",
     url_scheme="mysql",
+    server_label="MariaDB",
     client_packages=("mariadb",),  # the MariaDB client of Oracle Linux 9 AppStream (mariadb, mariadb-dump)
     adapter=lambda: mysql.ENGINE.adapter(),  # the mysql family's check adapter (the HeatWave engine's)
 )

@@ -334,6 +334,7 @@ ENGINE = Engine(
     hostname_label=HOSTNAME_LABEL,
     resource_types=frozenset({DB_SYSTEM, SHAPES_TOKEN}),
     endpoint_type=DB_SYSTEM,
+    server_label="MySQL",
     lab_concepts="a MySQL HeatWave DB system has only a private IP in the private subnet; it is reached through the "
     "app VM",
     shapes_token=SHAPES_TOKEN,  # pulumi_oci 5.5.0 mysql/get_shapes.py

@@ -29,5 +29,6 @@ ENGINE = vmdb.vm_engine(
     reserved_db_names=frozenset({"mysql", "sys", "information_schema", "performance_schema"}),
     ssl_mode="REQUIRED",
     url_scheme="mysql",
+    server_label="MySQL",
     adapter=lambda: mysql.ENGINE.adapter(),  # the mysql family's check adapter (the HeatWave engine's)
 )

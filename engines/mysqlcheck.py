@@ -290,6 +290,14 @@ def _mysql_code(exc: BaseException) -> int | None:
     return None
 
 
+def server_label(req: Any) -> str:
+    """The request's engine's server, as failure messages name it (``Engine.server_label``: MySQL, MariaDB)."""
+    import engines
+
+    engine = engines.ENGINES.get(getattr(req, "engine", "") or engines.DEFAULT)
+    return engine.server_label if engine is not None and engine.server_label else "MySQL"
+
+
 def diagnose(hop: str, exc: BaseException, req: Any) -> Any:
     """The MySQL meaning of a failure at the admin or app hop, as a ``Diagnosis``; None for the other hops (SSH,
     forward, SFTP: the generic diagnosis applies). Secrets are redacted from the server's text."""
@@ -313,7 +321,7 @@ def diagnose(hop: str, exc: BaseException, req: Any) -> Any:
         return Diagnosis(hop, cause, retryable, f"{message} [{detail}]")
 
     who = acc.admin_user if hop == HOP_ADMIN else acc.app_user
-    db_hop = f"MySQL hop (login as '{who}' to {db.host}:{db.port} over the tunnel, TLS {db.ssl_mode})"
+    db_hop = f"{server_label(req)} hop (login as '{who}' to {db.host}:{db.port} over the tunnel, TLS {db.ssl_mode})"
     code = _mysql_code(exc)
     if _is_tls_error(exc) or code == CR_SSL_CONNECTION_ERROR:
         why = (

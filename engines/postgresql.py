@@ -544,6 +544,7 @@ ENGINE = Engine(
     hostname_label=HOSTNAME_LABEL,
     resource_types=frozenset({DB_SYSTEM, SHAPES_TOKEN, CONNECTION_DETAIL_TOKEN}),
     endpoint_type=DB_SYSTEM,
+    server_label="PostgreSQL",
     lab_concepts="an OCI Database with PostgreSQL DB system has only a private endpoint in the private subnet and "
     "accepts TLS connections only; it is reached through the app VM",
     shapes_token=None,  # psql getShapes lists a region's shapes, not one AD's: the DB goes to the app VM's AD

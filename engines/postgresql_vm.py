@@ -30,5 +30,6 @@ ENGINE = vmdb.vm_engine(
     # SHA-256 fingerprint instead)
     ssl_mode="require",
     url_scheme="postgresql",
+    server_label="PostgreSQL",
     adapter=pgcheck.adapter,  # the postgresql family's check adapter (pg8000 over the tunnel)
 )

@@ -459,3 +459,25 @@ def test_a_forward_failure_names_the_engines_own_lab_concept(engine: str):
 def test_a_db_vm_forward_failure_points_at_its_firewall():
     diag = envcheck.diagnose(envcheck.HOP_FORWARD, TimeoutError("timed out"), _request(engine="mysql-vm"))
     assert "firewalld" in diag.message and diag.cause == "timeout"
+
+
+@pytest.mark.parametrize("engine", sorted(n for n, e in engines.ENGINES.items() if e.family == "mysql"))
+def test_a_mysql_family_failure_names_the_engines_own_server(engine: str):
+    """The MySQL-family adapter serves MariaDB too: its DB-hop messages name the engine's server
+    (``Engine.server_label``), not always MySQL."""
+    label = engines.ENGINES[engine].server_label
+    denied = pymysql.err.OperationalError(1045, "Access denied for user 'admin'@'10.0.1.5'")
+    diag = envcheck.diagnose(envcheck.HOP_ADMIN, denied, _request(engine=engine))
+    assert label and f"{label} hop (login as 'admin'" in diag.message
+    assert diag.cause == "access-denied"
+    if label != "MySQL":
+        assert "MySQL hop" not in diag.message
+
+
+def test_mariadb_vm_says_mariadb_and_the_mysql_engines_keep_mysql():
+    lost = pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+    labels = {
+        name: envcheck.diagnose(envcheck.HOP_APP, lost, _request(engine=name)).message.split(" hop", 1)[0]
+        for name in ("mysql", "mysql-vm", "mariadb-vm")
+    }
+    assert labels == {"mysql": "MySQL", "mysql-vm": "MySQL", "mariadb-vm": "MariaDB"}
