@@ -25,6 +25,9 @@ database. Everything is granted from the maintenance database (database ACLs liv
 admin needs no second session. The app user works in a schema of its own name, which the check creates as the app
 user in the lab database: PostgreSQL's default ``search_path`` is ``"$user", public``, so unqualified table names
 land there (PostgreSQL 15+ no longer lets PUBLIC create in ``public``). The app user owns nothing elsewhere.
+pg_hba.conf names no database or user (the lab may rename both after the server's setup wrote it): the server's setup
+takes CONNECT on ``postgres`` and ``template1`` from PUBLIC and gives it on ``postgres`` to the admin only
+(``cluster_grants``), so the app user can enter only the lab database.
 
 Passwords never travel in SQL: ``CREATE/ALTER ROLE ... PASSWORD`` is given a SCRAM-SHA-256 verifier computed here
 (``scram_sha256_verifier``), which PostgreSQL stores as it is ("If the presented password string is already in
@@ -301,6 +304,19 @@ def server_version(conn: Any) -> str:
 # --- the admin's work -------------------------------------------------------------------------------------------
 
 
+def cluster_grants(admin_user: str) -> list[str]:
+    """What the server's setup runs once, as the superuser, so pg_hba.conf needs no database or user names (which
+    the lab may rename later): PUBLIC loses CONNECT on the maintenance database and on template1 (initdb grants it
+    to PUBLIC), and the admin gets CONNECT on the maintenance database back. The lab database is closed to PUBLIC
+    by the admin on every run (``app_user_statements``); template0 takes no connections at all (datallowconn false).
+    CREATE DATABASE needs no CONNECT on its template. Run by the DB VM's first boot (dbvm-postgresql.sh.j2) and by
+    labctl local's PostgreSQL (labctl/local/servers.py), so both behave alike."""
+    return [
+        f"REVOKE CONNECT ON DATABASE {MAINTENANCE_DB}, template1 FROM PUBLIC",
+        f"GRANT CONNECT ON DATABASE {MAINTENANCE_DB} TO {quote_ident(admin_user)}",
+    ]
+
+
 def app_user_statements(acc: Any, existing_roles: set[str], database_exists: bool) -> list[str]:
     """The admin's SQL, in order; each item is sent as one simple-protocol query.
 
@@ -419,9 +435,10 @@ def diagnose(hop: str, exc: BaseException, req: Any) -> Any:
     where = f"PostgreSQL hop (login as '{who}' to database '{database}' at {db.host}:{db.port} over the tunnel, TLS "
     where += f"{db.ssl_mode})"
     subnet = (
-        "pg_hba.conf on the DB must allow the app subnet's CIDR with a line like "
-        f"`hostssl {acc.db_name} {acc.app_user} <app subnet CIDR> scram-sha-256` (and the admin from the VCN CIDR); "
-        "only hostssl + scram-sha-256 lines belong there"
+        "pg_hba.conf on the DB must allow the app subnet's CIDR with the line "
+        "`hostssl all all <app subnet CIDR> scram-sha-256` (and the admin from the VCN CIDR; no database or user "
+        "names: the CONNECT privilege decides which database a role may enter); only hostssl + scram-sha-256 lines "
+        "belong there"
     )
 
     def d(cause: str, retryable: bool, message: str) -> Any:

@@ -116,8 +116,8 @@ class DbVmSettings:
     vcn_cidr: str
     admin_user: str
     admin_verifier: str
-    db_name: str
-    app_user: str | None = None
+    # No lab database or app user name: user_data is read once, at the first boot, and those names may change later
+    # (pg_hba.conf names neither; the CONNECT privilege keeps the app user in the lab database, engines/pgcheck.py).
 
 
 def _cidr(value: str, key: str) -> str:
@@ -131,6 +131,14 @@ def _ident(value: str, key: str) -> str:
     if not IDENT_RE.match(value):
         raise ValueError(f"{key} {value!r} must start with a letter and hold 1-32 letters, digits or underscores")
     return value
+
+
+def _cluster_grants(flavor: Flavor, admin_user: str) -> list[str]:
+    if flavor.family != "postgresql":
+        return []
+    from engines.pgcheck import cluster_grants  # the family's own statements (labctl local runs the same)
+
+    return cluster_grants(admin_user)
 
 
 def template_values(flavor: Flavor, s: DbVmSettings) -> dict[str, Any]:
@@ -158,8 +166,7 @@ def template_values(flavor: Flavor, s: DbVmSettings) -> dict[str, Any]:
         "vcn_netmask_host": f"{vcn.network_address}/{vcn.netmask}",
         "admin_user": _ident(s.admin_user, "dbAdminUser"),
         "admin_verifier": s.admin_verifier,
-        "db_name": _ident(s.db_name, "dbName"),
-        "app_user": _ident(s.app_user, "dbAppUser") if s.app_user else None,
+        "cluster_grants": _cluster_grants(flavor, s.admin_user),
         "setup_log": SETUP_LOG,
     }
 
@@ -305,7 +312,7 @@ def build_db_vm(flavor: Flavor, db: Any, name: str, args: Any) -> Any:
     from components.lookups import newest_image
 
     ocimods.use("core", "instance")  # only the modules used are imported (components/ocimods.py)
-    missing = [k for k in ("app_subnet_cidr", "vcn_cidr", "ssh_public_key", "db_name") if not getattr(args, k, None)]
+    missing = [k for k in ("app_subnet_cidr", "vcn_cidr", "ssh_public_key") if not getattr(args, k, None)]
     if missing:
         raise ValueError(f"the {flavor.engine} engine needs DatabaseArgs {', '.join(missing)}")
     ignored = [
@@ -330,8 +337,6 @@ def build_db_vm(flavor: Flavor, db: Any, name: str, args: Any) -> Any:
             vcn_cidr=args.vcn_cidr,
             admin_user=args.admin_user,
             admin_verifier=admin_verifier(flavor.family, password, context),
-            db_name=args.db_name,
-            app_user=args.app_user,
         )
         return user_data_b64(flavor, settings)
 

@@ -35,16 +35,13 @@ def _tool(name: str) -> str:
 def _documents() -> list[tuple[str, str]]:
     docs = [("app-vm", render_app_cloud_init())]
     for flavor in FLAVORS:
-        for app_user in ("app", None):
-            settings = vmdb.DbVmSettings(
-                app_subnet_cidr="10.0.0.0/24",
-                vcn_cidr="10.0.0.0/16",
-                admin_user="admin",
-                admin_verifier=vmdb.admin_verifier(flavor.family, PASSWORDS[0], "urn:pulumi:dev::oci-dblab::x"),
-                db_name="lab",
-                app_user=app_user,
-            )
-            docs.append((f"{flavor.engine}-{app_user}", vmdb.render_cloud_init(flavor, settings)))
+        settings = vmdb.DbVmSettings(
+            app_subnet_cidr="10.0.0.0/24",
+            vcn_cidr="10.0.0.0/16",
+            admin_user="admin",
+            admin_verifier=vmdb.admin_verifier(flavor.family, PASSWORDS[0], "urn:pulumi:dev::oci-dblab::x"),
+        )
+        docs.append((flavor.engine, vmdb.render_cloud_init(flavor, settings)))
     return docs
 
 

@@ -241,6 +241,55 @@ def test_renamed_app_user_takes_over_the_old_one(lab: Lab):
         admin.close()
 
 
+def _db_vm_hba(app_cidr: str, vcn_cidr: str) -> str:
+    """The pg_hba.conf the postgresql-vm engine's first boot writes (engines/templates/dbvm-postgresql.sh.j2)."""
+    from engines import postgresql_vm, vmdb
+
+    flavor = postgresql_vm.FLAVOR
+    verifier = vmdb.admin_verifier(flavor.family, ADMIN_PASSWORD, "urn:pulumi:dev::oci-dblab::pghba")
+    body = vmdb.render_setup_script(flavor, vmdb.DbVmSettings(app_cidr, vcn_cidr, ADMIN_USER, verifier))
+    return body.split("<<'EOF_HBA'\n", 1)[1].split("EOF_HBA", 1)[0]
+
+
+@contextlib.contextmanager
+def _with_db_vm_hba(lab: Lab) -> Iterator[None]:
+    """The server restarted with the DB VM's pg_hba.conf (app subnet and VCN = loopback), the launcher's own after."""
+    lab.db.stop()
+    hba = lab.db.datadir / "pg_hba.conf"
+    hba.write_text(_db_vm_hba(f"{LOOPBACK}/32", "127.0.0.0/8"))
+    lab.db._give(hba, 0o600)
+    lab.db.start()
+    try:
+        yield
+    finally:
+        lab.db.reload()
+
+
+def test_renaming_the_app_user_and_the_lab_database_needs_no_pg_hba_change(lab: Lab):
+    """Issue 11: pg_hba.conf is written once at the DB VM's first boot; renaming dbAppUser and dbName later (a second
+    check run with new names against the same server) must still let the new app user in, and only where it may."""
+    with _with_db_vm_hba(lab):
+        first = _check(lab, lab.request(app_user="first_app", db_name="first_db"))
+        assert (first["current_user"], first["database"]) == ("first_app", "first_db")
+        renamed = lab.request(app_user="second_app", db_name="second_db", previous_app_user="first_app")
+        report = _check(lab, renamed)
+        assert (report["current_user"], report["database"]) == ("second_app", "second_db")
+        with lab.session(renamed, "second_app", APP_PASSWORD, "second_db") as app:
+            app.run("CREATE TABLE works (id int)")
+            app.run("INSERT INTO works VALUES (1)")
+            assert app.run("SELECT id FROM works") == [[1]]
+        # the app user may not enter the maintenance database (PUBLIC has no CONNECT there) nor template1 ...
+        for database in (pgcheck.MAINTENANCE_DB, "template1"):
+            denied = lab.fail(renamed, envcheck.HOP_APP, "second_app", APP_PASSWORD, database)
+            assert denied.cause == "privileges" and "42501" in denied.message, denied.message
+        # ... while the admin (not a superuser) still logs into it: it was granted CONNECT there
+        with lab.session(renamed, ADMIN_USER, ADMIN_PASSWORD, None) as admin:
+            [[superuser, current]] = admin.run(
+                "SELECT rolsuper, current_database() FROM pg_roles WHERE rolname = current_user"
+            )
+            assert (superuser, current) == (False, pgcheck.MAINTENANCE_DB)
+
+
 def test_wrong_admin_password_is_a_credentials_diagnosis_without_the_password(lab: Lab):
     req = lab.request(admin_password="Wrong 'admin' pw")
     diagnosis = lab.fail(req, envcheck.HOP_ADMIN, ADMIN_USER, "Wrong 'admin' pw", None)
@@ -263,7 +312,7 @@ def test_client_outside_pg_hba_is_sent_to_pg_hba_conf(lab: Lab):
     finally:
         lab.db.reload(hba_cidrs=[f"{LOOPBACK}/32"])
     assert (diagnosis.cause, diagnosis.retryable) == ("host-not-allowed", False)
-    assert "pg_hba.conf" in diagnosis.message and "hostssl lab lab_app <app subnet CIDR> scram-sha-256" in (
+    assert "pg_hba.conf" in diagnosis.message and "hostssl all all <app subnet CIDR> scram-sha-256" in (
         diagnosis.message
     )
 

@@ -11,7 +11,7 @@ import pymysql
 import pytest
 import yaml
 
-from engines import mariadb_vm, mysql_vm, postgresql_vm, vmdb
+from engines import mariadb_vm, mysql_vm, pgcheck, postgresql_vm, vmdb
 from tests.servers import MariaDBServer, make_tls_files
 
 FLAVORS = (mysql_vm.FLAVOR, mariadb_vm.FLAVOR, postgresql_vm.FLAVOR)
@@ -25,8 +25,6 @@ def settings(flavor: vmdb.Flavor, password: str, **kw: str | None) -> vmdb.DbVmS
         "vcn_cidr": "10.0.0.0/16",
         "admin_user": "admin",
         "admin_verifier": vmdb.admin_verifier(flavor.family, password, CONTEXT),
-        "db_name": "lab",
-        "app_user": "app",
     }
     values.update(kw)
     return vmdb.DbVmSettings(**values)  # type: ignore[arg-type]
@@ -120,9 +118,13 @@ def test_postgresql_hba_is_tls_and_scram_only_from_the_app_subnet_and_vcn() -> N
     rules = [line.split() for line in hba.splitlines() if line and not line.startswith("#")]
     assert rules == [
         ["local", "all", "postgres", "peer"],
-        ["hostssl", "lab", "app", "10.20.0.0/24", "scram-sha-256"],
+        # no lab database or app user name: written once at first boot, and both may be renamed later (issue 11)
+        ["hostssl", "all", "all", "10.20.0.0/24", "scram-sha-256"],
         ["hostssl", "all", "admin", "10.20.0.0/16", "scram-sha-256"],
     ]
+    sql = body.split("<<'EOF_SQL'\n", 1)[1].split("EOF_SQL", 1)[0]
+    assert "REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;" in sql
+    assert 'GRANT CONNECT ON DATABASE postgres TO "admin";' in sql
     conf = body.split("<<EOF_CONF\n", 1)[1].split("EOF_CONF", 1)[0]
     assert "listen_addresses = '${IP}'" in conf and "ssl = on" in conf
     assert "password_encryption = 'scram-sha-256'" in conf
@@ -132,8 +134,6 @@ def test_postgresql_hba_is_tls_and_scram_only_from_the_app_subnet_and_vcn() -> N
     "change,needle",
     [
         ({"admin_user": "admin'; DROP"}, "dbAdminUser"),
-        ({"db_name": "lab\nrm"}, "dbName"),
-        ({"app_user": "a b"}, "dbAppUser"),
         ({"vcn_cidr": "10.0.0.0/33"}, "VCN CIDR"),
         ({"app_subnet_cidr": "10.9.0.0/24"}, "not inside the VCN"),
         ({"admin_verifier": "hunter2"}, "verifier"),
@@ -475,6 +475,16 @@ def test_admin_role_created_from_the_scram_verifier_logs_in_with_the_password(po
         assert stored == [True, True, True]
     finally:
         admin.close()
+    # the rest of the script's SQL, run by the superuser: PUBLIC loses CONNECT on postgres and template1 (the local
+    # launcher did the same for its own admin), and this admin gets CONNECT on postgres back
+    grants = [line.rstrip(";") for line in sql.split("\\gexec", 1)[1].splitlines() if line.strip()]
+    assert grants == pgcheck.cluster_grants("VmAdmin")
+    with pytest.raises(pg8000.native.DatabaseError) as closed:
+        postgres.connect("VmAdmin", password)  # no CONNECT on the maintenance database yet
+    assert "42501" in str(closed.value)  # insufficient_privilege
+    postgres.stop()
+    postgres._single_user("postgres", "".join(f"{statement};\n" for statement in grants))
+    postgres.start()
     conn = postgres.connect("VmAdmin", password)
     try:
         assert conn.run("SELECT current_user")[0][0] == "VmAdmin"
@@ -677,7 +687,7 @@ def test_the_setup_script_runs_to_the_end(flavor: vmdb.Flavor, tmp_path) -> None
         data = root / "var-up" / "lib" / "pgsql" / "data"
         assert "listen_addresses = '10.0.1.2'" in (data / "oci-dblab.conf").read_text()
         assert (data / "postgresql.conf").read_text().count("include 'oci-dblab.conf'") == 1
-        assert "hostssl  lab  app  10.0.0.0/24  scram-sha-256" in (data / "pg_hba.conf").read_text()
+        assert "hostssl  all  all  10.0.0.0/24  scram-sha-256" in (data / "pg_hba.conf").read_text()
         cert, key, owner = data / "server.crt", data / "server.key", "postgres"
     assert oct(key.stat().st_mode & 0o777) == "0o600" and key.owner() == owner
     san = subprocess.run(

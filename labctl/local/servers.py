@@ -452,12 +452,14 @@ def pg_bindir() -> Path:
 class PostgreSQL(Managed):
     """A private PostgreSQL: own data directory, socket directory and port, bound to one address, TLS on.
 
-    ``pg_hba.conf`` has only ``hostssl ... scram-sha-256`` lines, one per CIDR of ``hba_cidrs`` (a plain TCP login
-    finds no line: SQLSTATE 28000), and nothing for the Unix socket. ``password_encryption`` is scram-sha-256. The
-    bootstrap superuser ``postgres`` gets a random password nobody keeps; ``admin_user`` is a non-superuser with
-    CREATEDB and CREATEROLE (what the lab's admin needs), its password (re)set as a SCRAM verifier at every
-    ``prepare()``, like MariaDB's init file. ``init_sql`` ((database, SQL lines) pairs) runs once after initdb, as
-    the superuser in single-user mode (one statement per line).
+    ``pg_hba.conf`` has only ``hostssl all all <cidr> scram-sha-256`` lines, one per CIDR of ``hba_cidrs`` (a plain
+    TCP login finds no line: SQLSTATE 28000), and nothing for the Unix socket; as on the DB VM, no database or user
+    is named there and PUBLIC has no CONNECT on ``postgres`` and ``template1`` (``engines.pgcheck.cluster_grants``,
+    run at every ``prepare()``): only the admin may enter the maintenance database. ``password_encryption`` is
+    scram-sha-256. The bootstrap superuser ``postgres`` gets a random password nobody keeps; ``admin_user`` is a
+    non-superuser with CREATEDB and CREATEROLE (what the lab's admin needs), its password (re)set as a SCRAM verifier
+    at every ``prepare()``, like MariaDB's init file. ``init_sql`` ((database, SQL lines) pairs) runs once after
+    initdb, as the superuser in single-user mode (one statement per line).
 
     The server's own files live in ``home`` (a private temp directory, owned by ``PG_USER`` when we are root, its
     path recorded in ``<base>/home``); ``base`` keeps the log. ``stop()`` ends the server; ``remove()`` (also at
@@ -605,7 +607,7 @@ class PostgreSQL(Managed):
             dst.write_bytes(src.read_bytes())
             self._give(dst, mode)
         self.write_hba()
-        from engines.pgcheck import quote_ident, scram_sha256_verifier  # lazy: the adapter's SQL helpers
+        from engines.pgcheck import cluster_grants, quote_ident, scram_sha256_verifier  # lazy: the adapter's SQL
 
         role = quote_ident(self.admin_user)
         verifier = scram_sha256_verifier(self.admin_password)
@@ -614,7 +616,9 @@ class PostgreSQL(Managed):
         self._single_user(
             "postgres",
             f"DO $$ BEGIN IF EXISTS ({exists}) THEN ALTER ROLE {role} {attrs}; "
-            f"ELSE CREATE ROLE {role} {attrs}; END IF; END $$;\n",
+            f"ELSE CREATE ROLE {role} {attrs}; END IF; END $$;\n"
+            # as the DB VM's first boot: only the admin may enter the maintenance database, nobody template1
+            + "".join(f"{statement};\n" for statement in cluster_grants(self.admin_user)),
         )
         return self
 
