@@ -65,10 +65,6 @@ def _no_prices(*_args: Any, **_kwargs: Any) -> list[Any]:
     return []
 
 
-def _not_built(*_args: Any, **_kwargs: Any) -> Any:
-    raise NotImplementedError("this engine has no resource builder")
-
-
 @dataclass(frozen=True)
 class Engine:
     """A database engine: its spec (data) and its hooks (functions; heavy imports happen inside them)."""
@@ -78,6 +74,9 @@ class Engine:
     family: str  # "mysql" | "postgresql": wire protocol, SQL dialect and check adapter
     description: str
     port: int
+    # build(db, name, args) -> DatabaseEndpoint: declares the engine's resources as children of the Database component
+    # (a hook, but required: an engine without resources is no engine)
+    build: Callable[[Any, str, Any], Any]
     extra_ports: tuple[int, ...]
     default_shape: str
     shape_pattern: str  # a full-match regex of the shapes dbShape accepts
@@ -128,8 +127,6 @@ class Engine:
     # --- hooks --------------------------------------------------------------------------------------------------
     # password_problem(password, admin_user) -> why it breaks the engine's rule, or None; never echoes the password
     password_problem: Callable[[str, str], str | None] = _none
-    # build(db, name, args) -> DatabaseEndpoint: declares the engine's resources as children of the Database component
-    build: Callable[[Any, str, Any], Any] = _not_built
     # adapter() -> the family's check adapter (components/envcheck.py calls it)
     adapter: Callable[[], Any] = _none
     # Offline mocks (labctl/offline.py asks each engine first, then its own neutral table):
