@@ -338,29 +338,25 @@ def _start_servers(
     db_host, app_host = topo.host("db"), topo.host("app")
     tls = servers.make_tls_files(run_dir / "tls", [str(inputs["dbHostname"]), "localhost"], [db_host.address])
     inputs["sslCa"] = str(tls.ca_cert)
+    # What both servers take: the admin account and where they listen (the DB host's private IP, in its namespace).
+    common = {
+        "admin_user": str(inputs["adminUser"]),
+        "admin_password": str(inputs["adminPassword"]),
+        "bind": db_host.address,
+        "port": int(inputs["dbPort"]),
+        "netns": db_host.ns,
+    }
     db: servers.MariaDB | servers.PostgreSQL
     if server == POSTGRESQL:
         db = servers.PostgreSQL(
             run_dir / "db",
             tls,
-            admin_user=str(inputs["adminUser"]),
-            admin_password=str(inputs["adminPassword"]),
-            bind=db_host.address,
-            port=int(inputs["dbPort"]),
-            netns=db_host.ns,
+            **common,
             hba_cidrs=tuple(hba_cidrs) or (f"{app_host.address}/32",),
             home_prefix=_pg_home_prefix(topo.names.run_id),
         ).prepare()
     else:
-        db = servers.MariaDB(
-            run_dir / "db",
-            tls,
-            admin_user=str(inputs["adminUser"]),
-            admin_password=str(inputs["adminPassword"]),
-            bind=db_host.address,
-            port=int(inputs["dbPort"]),
-            netns=db_host.ns,
-        ).prepare()
+        db = servers.MariaDB(run_dir / "db", tls, **common).prepare()
     sshd = servers.Sshd(
         run_dir / "sshd", [pub], bind=app_host.address, port=int(inputs["sshPort"]), netns=app_host.ns
     ).prepare()
